@@ -87,10 +87,11 @@ def up(ctx: Context, comps: list[Component]) -> None:
 def _configurable(ctx: Context) -> list[Component]:
     """Every component whose program can be described now (installed ones)."""
     out = []
-    for comp in closure(NAMES):
+    for name in NAMES:
         try:
+            comp = load(name)
             comp.program(ctx)
-        except StackError:
+        except (StackError, ImportError):
             continue
         out.append(comp)
     return out

@@ -99,3 +99,9 @@ def apt_install(*packages: str) -> None:
     env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     run(["apt-get", "update", "-q"], env=env)
     run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], env=env)
+
+
+def command_output(cmd: list[str]) -> str:
+    """The first line a ``--version``-like command prints."""
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    return (result.stdout or result.stderr).strip().splitlines()[0] if result.returncode == 0 else "?"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -46,7 +47,7 @@ class Supervisor:
             f"pidfile={self.pidfile}",
             f"directory={self.ctx.paths.run}",
             "childlogdir=" + str(self.ctx.paths.logs),
-            "minfds=65536",
+            "minfds=4096",
             "[rpcinterface:supervisor]",
             "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
         ]
@@ -81,14 +82,18 @@ class Supervisor:
 
     def ensure_started(self) -> None:
         if self.running():
-            self._proxy().supervisor.reloadConfig()
             self._update()
             return
-        subprocess.run(  # noqa: S603 - our own interpreter and config
+        # Cassandra and Kafka want many open files: give the servers the hard limit.
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        result = subprocess.run(  # noqa: S603 - our own interpreter and config
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
-            check=True,
+            check=False, capture_output=True, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        if result.returncode != 0:
+            raise StackError(f"supervisord did not start: {result.stdout}{result.stderr}")
         deadline = time.monotonic() + 20
         while not self.running():
             if time.monotonic() > deadline:

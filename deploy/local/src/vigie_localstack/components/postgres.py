@@ -1,0 +1,128 @@
+"""PostgreSQL (Debian package) as the OLTP database, with logical decoding for Debezium."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from ..build import port_open
+from ..component import Context, Program, StackError, apt_install, command_output, run
+
+# The server refuses to run as root; the Debian package creates this account.
+OS_USER = "postgres"
+
+
+def _bindir() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+                        key=lambda p: int(p.parent.parent.name))
+    if not candidates:
+        raise StackError("PostgreSQL server not installed")
+    return candidates[-1].parent
+
+
+@dataclass
+class Postgres:
+    name: str = "postgres"
+    requires: tuple[str, ...] = ()
+    start_timeout: float = 60
+
+    def _datadir(self, ctx: Context) -> Path:
+        return ctx.data_dir(self.name) / "pgdata"
+
+    def _sockdir(self, ctx: Context) -> Path:
+        return ctx.data_dir(self.name) / "socket"
+
+    def install(self, ctx: Context) -> None:
+        try:
+            _bindir()
+        except StackError:
+            apt_install("postgresql")
+        _bindir()
+
+    def prepare(self, ctx: Context) -> None:
+        root = ctx.data_dir(self.name)
+        datadir = self._datadir(ctx)
+        user = pwd.getpwnam(OS_USER)
+        for path in (root, self._sockdir(ctx)):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, user.pw_uid, user.pw_gid)
+        if not (datadir / "PG_VERSION").exists():
+            if datadir.exists():
+                shutil.rmtree(datadir)
+            run([str(_bindir() / "initdb"), "-D", str(datadir), "-U", OS_USER,
+                 "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
+                 "--locale=C.UTF-8"],
+                user=OS_USER, log=ctx.paths.logs / "install.log")
+        s = ctx.settings
+        conf = datadir / "vigie.conf"
+        conf.write_text(
+            "\n".join([
+                f"listen_addresses = '{s.host}'",
+                f"port = {s.postgres_port}",
+                f"unix_socket_directories = '{self._sockdir(ctx)}'",
+                "wal_level = logical",
+                "max_wal_senders = 10",
+                "max_replication_slots = 10",
+                "shared_buffers = 128MB",
+                "max_connections = 200",
+                "logging_collector = off",
+                "log_min_messages = warning",
+                "",
+            ])
+        )
+        os.chown(conf, user.pw_uid, user.pw_gid)
+        main_conf = datadir / "postgresql.conf"
+        include = "include = 'vigie.conf'"
+        if include not in main_conf.read_text():
+            with main_conf.open("a") as fh:
+                fh.write(f"\n{include}\n")
+
+    def program(self, ctx: Context) -> Program:
+        return Program(
+            command=[str(_bindir() / "postgres"), "-D", str(self._datadir(ctx))],
+            user=OS_USER,
+            stopsignal="INT",  # "fast" shutdown: abort sessions, checkpoint, exit
+        )
+
+    def _admin(self, ctx: Context, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(host=str(self._sockdir(ctx)), port=ctx.settings.postgres_port,
+                               user=OS_USER, dbname=dbname, connect_timeout=2, autocommit=True)
+
+    def healthy(self, ctx: Context) -> bool:
+        if not port_open(ctx.settings.host, ctx.settings.postgres_port):
+            return False
+        try:
+            with self._admin(ctx) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+    def after_start(self, ctx: Context) -> None:
+        s = ctx.settings
+        with self._admin(ctx) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                  (s.postgres_user,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN SUPERUSER REPLICATION PASSWORD {}")
+                         .format(sql.Identifier(s.postgres_user), sql.Literal(s.postgres_password)))
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                (s.postgres_db,)).fetchone():
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(s.postgres_db), sql.Identifier(s.postgres_user)))
+        schema = (ctx.local_dir / "sql" / "oltp.sql").read_text()
+        with self._admin(ctx, s.postgres_db) as conn:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(s.postgres_user)))
+            conn.execute(schema.encode())
+
+    def version(self, ctx: Context) -> str:
+        return command_output([str(_bindir() / "postgres"), "--version"])
+
+
+COMPONENT = Postgres()
