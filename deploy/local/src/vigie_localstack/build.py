@@ -1,4 +1,4 @@
-"""Fetch and build from the package registries into the cache: Maven Central and the Go module proxy.
+"""Fetch and build from the package registries into the cache: Maven Central, the Go proxy.
 
 Every build is keyed by a hash of its inputs, so a second install is a no-op and works offline.
 """
@@ -46,7 +46,11 @@ def maven_runtime_jars(ctx: Context, pom: Path, dest: Path) -> Path:
         dest.mkdir(parents=True)
         run(
             [
-                "mvn", "-B", "-q", "-f", str(pom),
+                "mvn",
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
                 f"-Dmaven.repo.local={ctx.paths.cache / 'm2'}",
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={dest}",
@@ -78,8 +82,12 @@ def go_build(ctx: Context, module_dir: Path, package: str, output: Path) -> Path
     if output.exists() and _done(marker, fingerprint):
         return output
     output.parent.mkdir(parents=True, exist_ok=True)
-    run(["go", "build", "-trimpath", "-o", str(output), package], cwd=module_dir,
-        env=go_env(ctx), log=ctx.paths.logs / "install.log")
+    run(
+        ["go", "build", "-trimpath", "-o", str(output), package],
+        cwd=module_dir,
+        env=go_env(ctx),
+        log=ctx.paths.logs / "install.log",
+    )
     marker.write_text(fingerprint)
     return output
 
@@ -92,8 +100,11 @@ def go_install(ctx: Context, module_at_version: str, binary: str) -> Path:
         return output
     env = {**go_env(ctx), "GOBIN": str(ctx.paths.bin)}
     env["GOFLAGS"] = "-buildvcs=false"
-    run(["go", "install", "-trimpath", module_at_version], env=env,
-        log=ctx.paths.logs / "install.log")
+    run(
+        ["go", "install", "-trimpath", module_at_version],
+        env=env,
+        log=ctx.paths.logs / "install.log",
+    )
     marker.write_text(module_at_version)
     return output
 

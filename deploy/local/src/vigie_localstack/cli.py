@@ -135,8 +135,11 @@ def status(ctx: Context, comps: list[Component]) -> int:
             version = comp.version(ctx)
         except (StackError, OSError):
             version = "(not installed)"
+        health = "ok" if ok else "FAIL"
         rss_txt = f"{rss:.0f}" if rss is not None else "-"
-        print(f"{comp.name:<10} {state:<9} {pid:>7} {rss_txt:>8} {'ok' if ok else 'FAIL':<8} {version}")
+        print(
+            f"{comp.name:<10} {state:<9} {pid:>7} {rss_txt:>8} {health:<8} {version}"
+        )
     return 1 if bad else 0
 
 
@@ -155,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         ("install", "download and build the servers into the cache"),
         ("up", "install if needed, start and wait until healthy (idempotent)"),
         ("down", "stop the servers (and supervisord when all are stopped)"),
-        ("status", "state, pid, memory, health and version of each server; exit 1 if any is unhealthy"),
+        (
+            "status",
+            "state, pid, memory, health and version of each server; exit 1 if any is unhealthy",
+        ),
     ]:
         p = sub.add_parser(cmd, help=text)
         p.add_argument("components", nargs="*", help=f"default: all of {', '.join(NAMES)}")

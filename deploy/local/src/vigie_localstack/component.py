@@ -67,8 +67,14 @@ class Component(Protocol):
         """The installed version, for ``status``."""
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-        user: str | None = None, log: Path | None = None) -> None:
+def run(
+    cmd: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    log: Path | None = None,
+) -> None:
     """Run an install/prepare command; on failure raise with the tail of its output."""
     if user is not None:
         cmd = ["runuser", "-u", user, "--", *cmd]
@@ -80,7 +86,9 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None =
             fh.write(f"$ {' '.join(cmd)}\n{result.stdout}{result.stderr}\n")
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-25:]
-        raise StackError(f"command failed ({result.returncode}): {' '.join(cmd)}\n" + "\n".join(tail))
+        raise StackError(
+            f"command failed ({result.returncode}): {' '.join(cmd)}\n" + "\n".join(tail)
+        )
 
 
 def require_binary(name: str, apt_package: str) -> str:
@@ -104,4 +112,6 @@ def apt_install(*packages: str) -> None:
 def command_output(cmd: list[str]) -> str:
     """The first line a ``--version``-like command prints."""
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
-    return (result.stdout or result.stderr).strip().splitlines()[0] if result.returncode == 0 else "?"
+    return (
+        (result.stdout or result.stderr).strip().splitlines()[0] if result.returncode == 0 else "?"
+    )

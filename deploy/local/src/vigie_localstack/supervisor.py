@@ -89,7 +89,9 @@ class Supervisor:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         result = subprocess.run(  # noqa: S603 - our own interpreter and config
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
-            check=False, capture_output=True, text=True,
+            check=False,
+            capture_output=True,
+            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         if result.returncode != 0:

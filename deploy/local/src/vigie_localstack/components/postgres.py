@@ -19,8 +19,9 @@ OS_USER = "postgres"
 
 
 def _bindir() -> Path:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
-                        key=lambda p: int(p.parent.parent.name))
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name)
+    )
     if not candidates:
         raise StackError("PostgreSQL server not installed")
     return candidates[-1].parent
@@ -55,26 +56,39 @@ class Postgres:
         if not (datadir / "PG_VERSION").exists():
             if datadir.exists():
                 shutil.rmtree(datadir)
-            run([str(_bindir() / "initdb"), "-D", str(datadir), "-U", OS_USER,
-                 "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
-                 "--locale=C.UTF-8"],
-                user=OS_USER, log=ctx.paths.logs / "install.log")
+            run(
+                [
+                    str(_bindir() / "initdb"),
+                    "-D",
+                    str(datadir),
+                    "-U",
+                    OS_USER,
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                user=OS_USER,
+                log=ctx.paths.logs / "install.log",
+            )
         s = ctx.settings
         conf = datadir / "vigie.conf"
         conf.write_text(
-            "\n".join([
-                f"listen_addresses = '{s.host}'",
-                f"port = {s.postgres_port}",
-                f"unix_socket_directories = '{self._sockdir(ctx)}'",
-                "wal_level = logical",
-                "max_wal_senders = 10",
-                "max_replication_slots = 10",
-                "shared_buffers = 128MB",
-                "max_connections = 200",
-                "logging_collector = off",
-                "log_min_messages = warning",
-                "",
-            ])
+            "\n".join(
+                [
+                    f"listen_addresses = '{s.host}'",
+                    f"port = {s.postgres_port}",
+                    f"unix_socket_directories = '{self._sockdir(ctx)}'",
+                    "wal_level = logical",
+                    "max_wal_senders = 10",
+                    "max_replication_slots = 10",
+                    "shared_buffers = 128MB",
+                    "max_connections = 200",
+                    "logging_collector = off",
+                    "log_min_messages = warning",
+                    "",
+                ]
+            )
         )
         os.chown(conf, user.pw_uid, user.pw_gid)
         main_conf = datadir / "postgresql.conf"
@@ -90,9 +104,17 @@ class Postgres:
             stopsignal="INT",  # "fast" shutdown: abort sessions, checkpoint, exit
         )
 
-    def _admin(self, ctx: Context, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
-        return psycopg.connect(host=str(self._sockdir(ctx)), port=ctx.settings.postgres_port,
-                               user=OS_USER, dbname=dbname, connect_timeout=2, autocommit=True)
+    def _admin(
+        self, ctx: Context, dbname: str = "postgres"
+    ) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host=str(self._sockdir(ctx)),
+            port=ctx.settings.postgres_port,
+            user=OS_USER,
+            dbname=dbname,
+            connect_timeout=2,
+            autocommit=True,
+        )
 
     def healthy(self, ctx: Context) -> bool:
         if not port_open(ctx.settings.host, ctx.settings.postgres_port):
@@ -107,15 +129,23 @@ class Postgres:
     def after_start(self, ctx: Context) -> None:
         s = ctx.settings
         with self._admin(ctx) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
-                                  (s.postgres_user,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (s.postgres_user,)
+            ).fetchone()
             verb = "ALTER" if exists else "CREATE"
-            conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN SUPERUSER REPLICATION PASSWORD {}")
-                         .format(sql.Identifier(s.postgres_user), sql.Literal(s.postgres_password)))
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                (s.postgres_db,)).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(s.postgres_db), sql.Identifier(s.postgres_user)))
+            conn.execute(
+                sql.SQL(verb + " ROLE {} WITH LOGIN SUPERUSER REPLICATION PASSWORD {}").format(
+                    sql.Identifier(s.postgres_user), sql.Literal(s.postgres_password)
+                )
+            )
+            if not conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (s.postgres_db,)
+            ).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(s.postgres_db), sql.Identifier(s.postgres_user)
+                    )
+                )
         schema = (ctx.local_dir / "sql" / "oltp.sql").read_text()
         with self._admin(ctx, s.postgres_db) as conn:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(s.postgres_user)))

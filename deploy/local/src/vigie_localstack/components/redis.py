@@ -23,21 +23,23 @@ class Redis:
         data.mkdir(parents=True, exist_ok=True)
         s = ctx.settings
         (data / "redis.conf").write_text(
-            "\n".join([
-                f"bind {s.host}",
-                f"port {s.redis_port}",
-                "protected-mode no",
-                "daemonize no",
-                "supervised no",
-                f"dir {data}",
-                # features must survive a restart of the server: append-only file, fsync every second
-                "appendonly yes",
-                "appendfsync everysec",
-                'save ""',
-                "loglevel notice",
-                'logfile ""',
-                "",
-            ])
+            "\n".join(
+                [
+                    f"bind {s.host}",
+                    f"port {s.redis_port}",
+                    "protected-mode no",
+                    "daemonize no",
+                    "supervised no",
+                    f"dir {data}",
+                    # features survive a restart: append-only file, fsync every second
+                    "appendonly yes",
+                    "appendfsync everysec",
+                    'save ""',
+                    "loglevel notice",
+                    'logfile ""',
+                    "",
+                ]
+            )
         )
 
     def program(self, ctx: Context) -> Program:
