@@ -62,7 +62,8 @@ def _cdc(table: str) -> Topic:
         key="the row's primary key, as Debezium's JSON key ({\"id\": ...})",
         owner="kafka-connect (Debezium)",
         format=Format.DEBEZIUM_JSON,
-        partitions=1,  # Debezium writes one table's changes in commit order
+        # keyed by primary key: one row's changes stay in commit order on any partition count
+        partitions=3,
         retention_ms=7 * DAY_MS,
     )
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by every cross-service test: where the local stack's servers listen."""
+"""Fixtures for every test in the repository: where the local stack's servers listen."""
 
 from __future__ import annotations
 
