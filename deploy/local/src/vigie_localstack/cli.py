@@ -166,7 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(cmd, help=text)
         p.add_argument("components", nargs="*", help=f"default: all of {', '.join(NAMES)}")
     sub.add_parser("reset", help="stop everything and delete data and logs (keeps downloads)")
+    sub.add_parser("helm-check", help="lint, render and validate the Helm charts offline")
     args = parser.parse_args(argv)
+    if args.cmd == "helm-check":
+        # Imported here: dev tooling (kubernetes-validate); no stack lock needed.
+        from . import helm
+
+        return helm.main([])
     ctx = _context()
     # One stack command at a time: concurrent `up`s would race on supervisord's config and socket.
     lock = (ctx.paths.run / "stack.lock").open("w")
