@@ -24,15 +24,17 @@ class Supervisor:
         self.socket = ctx.paths.run / "supervisor.sock"
         self.pidfile = ctx.paths.run / "supervisord.pid"
 
-    def _proxy(self) -> Any:
+    def _call(self, method: str, *args: Any) -> Any:
+        """One XML-RPC call on a fresh connection, closed afterwards (no leaked sockets)."""
         transport = SupervisorTransport(None, None, f"unix://{self.socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        with xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport) as proxy:
+            return getattr(proxy.supervisor, method)(*args)
 
     def running(self) -> bool:
         if not self.socket.exists():
             return False
         try:
-            self._proxy().supervisor.getState()
+            self._call("getState")
         except (OSError, xmlrpc.client.Fault):
             return False
         return True
@@ -104,23 +106,22 @@ class Supervisor:
 
     def _update(self) -> None:
         """Apply a changed config: add new programs, restart changed ones, drop removed ones."""
-        proxy = self._proxy()
-        added, changed, removed = proxy.supervisor.reloadConfig()[0]
+        added, changed, removed = self._call("reloadConfig")[0]
         for name in removed:
-            proxy.supervisor.stopProcessGroup(name)
-            proxy.supervisor.removeProcessGroup(name)
+            self._call("stopProcessGroup", name)
+            self._call("removeProcessGroup", name)
         for name in changed:
-            proxy.supervisor.stopProcessGroup(name)
-            proxy.supervisor.removeProcessGroup(name)
-            proxy.supervisor.addProcessGroup(name)
+            self._call("stopProcessGroup", name)
+            self._call("removeProcessGroup", name)
+            self._call("addProcessGroup", name)
         for name in added:
-            proxy.supervisor.addProcessGroup(name)
+            self._call("addProcessGroup", name)
 
     def info(self, name: str) -> dict[str, Any] | None:
         if not self.running():
             return None
         try:
-            return cast(dict[str, Any], self._proxy().supervisor.getProcessInfo(name))
+            return cast(dict[str, Any], self._call("getProcessInfo", name))
         except xmlrpc.client.Fault:
             return None
 
@@ -129,7 +130,7 @@ class Supervisor:
         if info is not None and info["statename"] in ("RUNNING", "STARTING"):
             return
         try:
-            self._proxy().supervisor.startProcess(name, True)
+            self._call("startProcess", name, True)
         except xmlrpc.client.Fault as exc:
             raise StackError(
                 f"{name} did not start ({exc.faultString}); see {self.ctx.log_file(name)}"
@@ -139,12 +140,12 @@ class Supervisor:
         info = self.info(name)
         if info is None or info["statename"] not in ("RUNNING", "STARTING", "BACKOFF"):
             return
-        self._proxy().supervisor.stopProcess(name, True)
+        self._call("stopProcess", name, True)
 
     def shutdown(self) -> None:
         if not self.running():
             return
-        self._proxy().supervisor.shutdown()
+        self._call("shutdown")
         deadline = time.monotonic() + 30
         while self.socket.exists() and time.monotonic() < deadline:
             time.sleep(0.2)

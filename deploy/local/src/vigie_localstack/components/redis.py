@@ -61,7 +61,10 @@ class Redis:
             raise StackError("redis stopped answering PING")
 
     def version(self, ctx: Context) -> str:
-        return command_output(["redis-server", "--version"])
+        # "Redis server v=7.0.15 sha=... malloc=..." → "Redis 7.0.15"
+        words = command_output(["redis-server", "--version"]).split()
+        found = [w.removeprefix("v=") for w in words if w.startswith("v=")]
+        return f"Redis {found[0]}" if found else "?"
 
 
 COMPONENT = Redis()
