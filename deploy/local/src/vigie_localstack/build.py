@@ -109,6 +109,13 @@ def go_install(ctx: Context, module_at_version: str, binary: str) -> Path:
     return output
 
 
+def java() -> str:
+    found = shutil.which("java")
+    if not found:
+        raise StackError("java not found: install a JDK 17 (Debian: openjdk-17-jre-headless)")
+    return found
+
+
 def classpath(lib: Path) -> str:
     jars = sorted(lib.glob("*.jar"))
     if not jars:

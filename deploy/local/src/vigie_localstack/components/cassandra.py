@@ -8,18 +8,11 @@ import shutil
 from pathlib import Path
 from string import Template
 
-from ..build import classpath, maven_runtime_jars, port_open
+from ..build import classpath, java, maven_runtime_jars, port_open
 from ..component import Context, Program, StackError
 
 NAME = "cassandra"
 _JAR_PREFIX = "cassandra-all-"
-
-
-def java() -> str:
-    found = shutil.which("java")
-    if not found:
-        raise StackError("java not found: install a JDK 17 (Debian: openjdk-17-jre-headless)")
-    return found
 
 
 def mebibytes(size: str) -> int:

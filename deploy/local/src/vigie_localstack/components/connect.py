@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from ..build import classpath, maven_runtime_jars
+from ..build import classpath, java, maven_runtime_jars
 from ..component import Context, Program, StackError
-from .kafka import installed_version, java, jvm_options
+from .kafka import installed_version, jvm_options
 
 NAME = "connect"
 CONNECTOR = "vigie-oltp"

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import base64
-import shutil
 import socket
 import struct
 import uuid
 from pathlib import Path
 from string import Template
 
-from ..build import classpath, maven_runtime_jars
+from ..build import classpath, java, maven_runtime_jars
 from ..component import Context, Program, StackError, run
 
 NAME = "kafka"
-
-
-def java() -> str:
-    found = shutil.which("java")
-    if not found:
-        raise StackError("java not found: install a JDK 17 (Debian: openjdk-17-jre-headless)")
-    return found
 
 
 def jvm_options(heap: str, log4j2_config: Path) -> list[str]:
