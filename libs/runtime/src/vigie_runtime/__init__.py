@@ -1,0 +1,1 @@
+"""vigie_runtime: being built (issue 4)."""

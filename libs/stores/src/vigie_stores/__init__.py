@@ -1,0 +1,1 @@
+"""vigie_stores: being built (issue 4)."""
