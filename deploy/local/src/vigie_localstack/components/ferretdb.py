@@ -1,4 +1,4 @@
-"""FerretDB 1.x: a MongoDB wire-protocol server (SQLite back end), built from the Go module proxy.
+"""FerretDB 1.x: a MongoDB wire-protocol server on PostgreSQL, built from the Go module proxy.
 
 The real mongod is not on any registry we may use, so the stack speaks the MongoDB protocol through
 FerretDB. vigie's MongoDB code must stay within the subset FerretDB 1.x supports (see STACK-NOTES).
@@ -9,6 +9,10 @@ module, because Go still records FerretDB as the main module of that binary. So
 ``deploy/local/go/ferretdb`` is a small main of our own around FerretDB's embeddable ``ferretdb``
 package, pinned by its go.mod/go.sum. That package keeps its state in memory and never runs
 telemetry or the HTTP debug listener: no ``--state-dir``, ``--telemetry`` or ``--debug-addr``.
+
+Back end: PostgreSQL (database ``ferretdb`` of the stack's server), FerretDB 1.x's primary one.
+The SQLite back end was tried first and dropped: guarded updates ran at 50-150/s, and after a burst
+of concurrent updates ``listDatabases`` hung until FerretDB was restarted (seen here, 2026-11-26).
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from pymongo.errors import PyMongoError
 
 from ..build import go_build, port_open
 from ..component import Context, Program, StackError
+from .postgres import FERRETDB_DATABASE
 
 
 class FerretDB:
     name = "ferretdb"
-    requires: tuple[str, ...] = ()
-    # Pure Go with an embedded SQLite: it listens within a second or two.
+    requires: tuple[str, ...] = ("postgres",)
+    # Pure Go: it listens within a second or two.
     start_timeout = 60.0
 
     def _binary(self, ctx: Context) -> Path:
@@ -39,8 +44,9 @@ class FerretDB:
         go_build(ctx, self._module_dir(ctx), ".", self._binary(ctx))
 
     def prepare(self, ctx: Context) -> None:
-        # FerretDB makes one SQLite file per database in this folder, but not the folder itself.
-        (ctx.data_dir(self.name) / "sqlite").mkdir(parents=True, exist_ok=True)
+        # Its data lives in PostgreSQL (the postgres component creates the database); this folder
+        # is only the process's working directory.
+        ctx.data_dir(self.name).mkdir(parents=True, exist_ok=True)
 
     def program(self, ctx: Context) -> Program:
         binary = self._binary(ctx)
@@ -52,9 +58,9 @@ class FerretDB:
             command=[
                 str(binary),
                 f"--listen-addr={s.host}:{s.mongo_port}",
-                "--handler=sqlite",
-                # A URI naming a directory: without the trailing slash FerretDB rejects it.
-                f"--sqlite-url=file:{data / 'sqlite'}/",
+                "--handler=postgresql",
+                f"--postgresql-url=postgres://{s.postgres_user}:{s.postgres_password}"
+                f"@{s.host}:{s.postgres_port}/{FERRETDB_DATABASE}?pool_max_conns=100",
                 "--log-level=info",
             ],
             directory=data,
@@ -90,7 +96,7 @@ class FerretDB:
         )
         if result.returncode != 0 or not result.stdout.startswith("FerretDB "):
             raise StackError(f"{binary} --version failed: {result.stderr.strip()}")
-        return f"{result.stdout.strip()} (MongoDB wire protocol, SQLite back end)"
+        return f"{result.stdout.strip()} (MongoDB wire protocol, PostgreSQL back end)"
 
 
 COMPONENT = FerretDB()

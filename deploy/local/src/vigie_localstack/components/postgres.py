@@ -16,6 +16,8 @@ from ..component import Context, Program, StackError, apt_install, command_outpu
 
 # The server refuses to run as root; the Debian package creates this account.
 OS_USER = "postgres"
+#: FerretDB keeps its MongoDB databases here, apart from the OLTP database.
+FERRETDB_DATABASE = "ferretdb"
 
 
 def _bindir() -> Path:
@@ -138,14 +140,15 @@ class Postgres:
                     sql.Identifier(s.postgres_user), sql.Literal(s.postgres_password)
                 )
             )
-            if not conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (s.postgres_db,)
-            ).fetchone():
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(s.postgres_db), sql.Identifier(s.postgres_user)
+            for dbname in (s.postgres_db, FERRETDB_DATABASE):
+                if not conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
+                ).fetchone():
+                    conn.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                            sql.Identifier(dbname), sql.Identifier(s.postgres_user)
+                        )
                     )
-                )
         schema = (ctx.local_dir / "sql" / "oltp.sql").read_text()
         with self._admin(ctx, s.postgres_db) as conn:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(s.postgres_user)))
