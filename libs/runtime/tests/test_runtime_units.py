@@ -307,3 +307,18 @@ def test_json_logs_carry_service_level_and_trace_ids() -> None:
     assert first["span_id"] == f"{ctx.span_id:016x}"
     assert second["event"] == "from stdlib" and second["service"] == "demo"
     assert "trace_id" not in second
+
+
+def test_a_complex_value_that_does_not_parse_is_a_clear_exit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class WithMapping(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="VIGIE_MAPPING_", env_nested_delimiter="__")
+        keys: dict[str, str] = {}
+
+    monkeypatch.setenv("VIGIE_MAPPING_KEYS", "{not json")
+    with pytest.raises(SystemExit) as exited:
+        load_settings(WithMapping)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration" in err and "keys" in err

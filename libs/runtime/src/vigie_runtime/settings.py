@@ -15,7 +15,7 @@ import sys
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from .backoff import Backoff
 
@@ -153,4 +153,8 @@ def load_settings(cls: type[S]) -> S:
         return cls()
     except ValidationError as exc:
         print(describe_error(cls, exc), file=sys.stderr)
+        raise SystemExit(2) from None
+    except SettingsError as exc:
+        # e.g. a complex (JSON) value that does not parse: pydantic-settings says which variable
+        print(f"{cls.__name__}: invalid configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,0 +1,1 @@
+"""I/O of the clickstream: Avro on the wire, enrichment databases, Cassandra, Redis."""
