@@ -1,0 +1,1 @@
+"""vigie ingest-cdc service: being built."""

@@ -1,0 +1,1 @@
+"""vigie logs service: being built."""
