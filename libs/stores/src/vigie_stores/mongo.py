@@ -69,10 +69,12 @@ class MongoConfig(BaseModel):
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds")
     server_selection_timeout: float = Field(default=10.0, gt=0, description="seconds")
     socket_timeout: float = Field(default=30.0, gt=0, description="seconds per operation")
-    max_pool_size: int = Field(default=100, ge=1)
-    # Defaults sized for FerretDB 1.x on SQLite, which stalls (no reply, ever) once about 100
-    # update statements are in flight: one command of 100, or 4 commands of 50. On MongoDB,
-    # 1000 x 4 is a better setting.
+    # FerretDB 1.x deadlocks (never replies again) when updates in flight reach its PostgreSQL
+    # pool: each holds one connection for its query and waits for a second to write. A small
+    # client pool keeps every process well below it. On MongoDB, raise all three.
+    max_pool_size: int = Field(default=8, ge=1)
+    # Also sized for FerretDB: about 100 update statements in flight stall it (one command of 100,
+    # or 4 of 50). On MongoDB, 1000 x 4 is a better setting.
     bulk_chunk: int = Field(default=32, ge=1, description="write operations per bulk command")
     bulk_concurrency: int = Field(default=2, ge=1, description="bulk commands in flight")
     version_field: str = Field(default="_version", pattern=r"^[^.$][^.]*$")

@@ -60,7 +60,7 @@ class FerretDB:
                 f"--listen-addr={s.host}:{s.mongo_port}",
                 "--handler=postgresql",
                 f"--postgresql-url=postgres://{s.postgres_user}:{s.postgres_password}"
-                f"@{s.host}:{s.postgres_port}/{FERRETDB_DATABASE}?pool_max_conns=100",
+                f"@{s.host}:{s.postgres_port}/{FERRETDB_DATABASE}?pool_max_conns=300",
                 "--log-level=info",
             ],
             directory=data,

@@ -85,7 +85,7 @@ class Postgres:
                     "max_wal_senders = 10",
                     "max_replication_slots = 10",
                     "shared_buffers = 128MB",
-                    "max_connections = 200",
+                    "max_connections = 400",
                     "logging_collector = off",
                     "log_min_messages = warning",
                     "",
@@ -149,6 +149,15 @@ class Postgres:
                             sql.Identifier(dbname), sql.Identifier(s.postgres_user)
                         )
                     )
+            # FerretDB runs every update as its own transaction; waiting for each WAL flush held
+            # it at ~70 updates/s on this disk, ~800/s without. A crash of this dev server can
+            # lose the last ~0.6 s of MongoDB-side writes (never corrupt them); the OLTP database
+            # keeps full durability.
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(
+                    sql.Identifier(FERRETDB_DATABASE)
+                )
+            )
         schema = (ctx.local_dir / "sql" / "oltp.sql").read_text()
         with self._admin(ctx, s.postgres_db) as conn:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(s.postgres_user)))
