@@ -1,1 +1,2 @@
-"""vigie logs service: being built."""
+"""vigie logs: raw log records → parsed, redacted, classified; Cassandra, the lake's raw zone
+and security events on ``logs.security``; a query API by service, trace and error fingerprint."""
