@@ -277,6 +277,10 @@ async def main(rate: int, seconds: float, bare_rows: int) -> None:
         "VIGIE_LOGS_KEYSPACE": keyspace,
         "VIGIE_LOGS_PSEUDONYM_KEY": "bench-pseudonym-key-0123456789",
         "VIGIE_LOGS_LAKE__URL": lake_dir,
+        # commits wait for the lake's files to be final (commit gate): roll them every 2 s so
+        # the "all committed" wait below ends soon after the last record
+        "VIGIE_LOGS_LAKE__MAX_FILE_AGE": "PT2S",
+        "VIGIE_LOGS_LAKE_ROLL_INTERVAL_S": "0.5",
         "VIGIE_LOGS_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "VIGIE_LOGS_KAFKA__BATCH_MAX_RECORDS": "2000",
         "VIGIE_LOGS_KAFKA__BATCH_TIMEOUT_MS": "20",

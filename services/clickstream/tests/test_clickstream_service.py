@@ -1,6 +1,7 @@
 """The whole service against the real stack: collector → raw topic → pipeline → Cassandra, the
 query API, duplicates stored once, sessions (an abandoned checkout), dead letters, and sessions
-that go on across a restart (state in Redis)."""
+that go on across a restart (state in Redis), and commits that never run ahead of the lake (an
+offset is committed once its raw record is in a final Parquet file)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from vigie_contracts import decode
 from vigie_contracts.events import ClickstreamEvent, SessionSummary
 from vigie_localstack.settings import StackSettings
 from vigie_runtime import KafkaSettings, ObservabilitySettings, Producer, run_service
-from vigie_runtime.testing import TopicFactory, collect, eventually, topic_factory
+from vigie_runtime.testing import TopicFactory, collect, committed, eventually, topic_factory
 from vigie_stores.cassandra import CassandraConfig, CassandraStore
 from vigie_stores.lake import LakeConfig
 from vigie_stores.redis import RedisConfig, RedisStore
@@ -256,6 +257,82 @@ async def test_open_sessions_survive_a_restart(unique: str, tmp_path: Path) -> N
             await cassandra.drop_keyspace(s.pipeline.keyspace)
             await cassandra.close()
             redis = await RedisStore.open(s.redis)
+            keys = await redis.client.keys(f"test:{unique}:*")
+            if keys:
+                await redis.client.delete(*keys)
+            await redis.close()
+
+
+def final_ranges(lake: Path, topic: str) -> list[tuple[int, int]]:
+    """(first, last) offsets of the final files (``<topic>+<partition>+<first>+<last>``)."""
+    found = []
+    for path in lake.glob(f"topic={topic}/date=*/hour=*/*.parquet"):
+        _, _, first, last = path.stem.rsplit("+", 3)
+        found.append((int(first), int(last)))
+    return sorted(found)
+
+
+def with_lake_age(s: ClickstreamSettings, lake: Path, age: timedelta) -> ClickstreamSettings:
+    return s.model_copy(update={"lake": LakeConfig(url=str(lake), max_file_age=age)})
+
+
+async def test_commits_wait_for_the_lake_files_to_be_final(unique: str, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    base = settings_of(unique, free_port(), lake)
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    user = f"l-{unique}"
+    headers = {"X-Api-Key": KEY}
+
+    async def offsets() -> list[int]:
+        return await committed(BOOTSTRAP, base.group_id, base.topics.raw)
+
+    async with topic_factory(BOOTSTRAP) as topics:
+        await provision(topics, base)
+        cassandra = await CassandraStore.open(base.cassandra)
+        try:
+            # files that never roll by age while the service runs: nothing is committed
+            s = with_lake_age(base, lake, timedelta(hours=1))
+            async with service(s) as api:
+                batch = [
+                    click(f"x{i}", user, "page_view", t0 + timedelta(seconds=i)) for i in range(3)
+                ]
+                r = await api.post("/v1/batch", content=orjson.dumps(batch), headers=headers)
+                assert r.status_code == 202
+
+                async def stored() -> bool:
+                    got = await api.get(
+                        f"/users/{user}/events",
+                        params={"from": (t0 - timedelta(hours=1)).isoformat()},
+                    )
+                    return len(got.json()["events"]) == 3
+
+                await eventually(stored, timeout_s=30)
+                await asyncio.sleep(1.5)  # several idle polls: the gate is asked again
+                # handled and stored in Cassandra, but the lake file is still open
+                assert final_ranges(lake, s.topics.raw) == []
+                assert await offsets() == [-1]
+            # stopping completed the file first, then committed everything in it
+            assert final_ranges(lake, s.topics.raw) == [(0, 2)]
+            assert await offsets() == [3]
+
+            # files rolling after 1 s: the commit follows the roll while the service runs
+            s = with_lake_age(base, lake, timedelta(seconds=1))
+            async with service(s) as api:
+                more = [
+                    click(f"y{i}", user, "page_view", t0 + timedelta(seconds=9)) for i in range(2)
+                ]
+                await api.post("/v1/batch", content=orjson.dumps(more), headers=headers)
+
+                async def caught_up() -> bool:
+                    return await offsets() == [5]
+
+                await eventually(caught_up, timeout_s=30)
+                # never ahead: whatever is committed is in a final file
+                assert final_ranges(lake, s.topics.raw) == [(0, 2), (3, 4)]
+        finally:
+            await cassandra.drop_keyspace(base.pipeline.keyspace)
+            await cassandra.close()
+            redis = await RedisStore.open(base.redis)
             keys = await redis.client.keys(f"test:{unique}:*")
             if keys:
                 await redis.client.delete(*keys)

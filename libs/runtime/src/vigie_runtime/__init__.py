@@ -3,6 +3,7 @@
 - ``settings``: ``ServiceSettings`` from the environment, ``load_settings`` (clear error, exit 2).
 - ``loop``: ``ConsumerLoop``, consume → decode → handle → write → commit, with retries, dead
   letters, backpressure, rebalance and graceful shutdown.
+- ``commit_gate``: ``SinkGate``, commits no further than a sink (the lake) made durable.
 - ``producer``: ``Producer`` (idempotent) and ``TransactionalProducer`` (exactly-once steps).
 - ``dlq``: dead letters (``vigie-dlq list|replay``).
 - ``logging`` / ``tracing`` / ``metrics`` / ``http``: the same observability in every service.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 from .backoff import Backoff
+from .commit_gate import CommitGate, SinkGate
 from .dlq import DeadLetter, DeadLetterPublisher
 from .errors import (
     Backpressure,
@@ -38,6 +40,7 @@ __all__ = [
     "Backoff",
     "Backpressure",
     "Classifier",
+    "CommitGate",
     "ConsumerLoop",
     "DeadLetter",
     "DeadLetterPublisher",
@@ -55,6 +58,7 @@ __all__ = [
     "Retryable",
     "Runtime",
     "ServiceSettings",
+    "SinkGate",
     "TransactionalProducer",
     "VigieRuntimeError",
     "Wiring",

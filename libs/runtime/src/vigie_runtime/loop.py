@@ -13,6 +13,18 @@ Guarantees (at-least-once from Kafka, exactly-once in effect with idempotent wri
   before the partitions are given up; on shutdown, polling stops and the batch in flight is
   finished and committed.
 
+Sinks that make writes durable later (the lake's Parquet files are final only when they roll)
+pass a ``commit_gate`` (see ``commit_gate``): each commit goes no further than the gate allows,
+the rest stays pending and is committed after a later batch, on an idle poll, on revoke or at
+shutdown. ``before_final_commit`` (e.g. the lake's ``flush``) runs before the commits of a revoke
+and of the shutdown, so that what was handled can be committed then.
+
+Tracing: ``span_per="record"`` (the default) starts one CONSUMER span per record, a child of
+the producer's span. ``span_per="batch"`` starts one CONSUMER span per batch, linked (span
+links, at most ``MAX_SPAN_LINKS``) to the records' producer spans: far cheaper for
+high-volume topics; each ``Message.context`` is then the record's own remote context (or the
+batch span's when the record carries none), so derived events continue the event's trace.
+
 With a ``TransactionalProducer``, each unit of work (the handler's outputs, its dead letters and
 the input offsets) is one Kafka transaction: exactly once for consume → produce steps.
 """
@@ -23,16 +35,18 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind, Status, StatusCode
 
 from vigie_contracts import ContractError, Envelope, Topic
 
 from .backoff import Backoff
+from .commit_gate import CommitGate
 from .dlq import DeadLetterPublisher
 from .errors import (
     Backpressure,
@@ -59,6 +73,12 @@ Handler = Callable[[Sequence[Message[T]]], Awaitable[None]]
 #: what a decoder may raise for bad input (see ``messages.Decoder``)
 BAD_INPUT = (ContractError, Poison, ValueError)
 
+#: at most this many span links on a batch span (``span_per="batch"``): a span's cost grows
+#: with its links and trace backends cap them anyway (OTel's default span limit is 128)
+MAX_SPAN_LINKS = 128
+
+SpanPer = Literal["record", "batch"]
+
 _log = get_logger(__name__)
 
 
@@ -72,7 +92,7 @@ class _Item(Generic[T]):
     """One record of a batch and its fate."""
 
     message: Message[Any]
-    span: Span
+    span: Span  # INVALID_SPAN (a no-op) with span_per="batch": the batch has the span
     error: BaseException | None = None  # set: the record could not be decoded
 
 
@@ -90,8 +110,19 @@ class ConsumerLoop(Generic[T]):
         classifier: Classifier = classify,
         transactional: TransactionalProducer | None = None,
         lag_interval_s: float = 1.0,
+        commit_gate: CommitGate | None = None,
+        before_final_commit: Callable[[], Awaitable[object]] | None = None,
+        span_per: SpanPer = "record",
         **consumer_overrides: Any,
     ) -> None:
+        """``commit_gate``: how far commits may go (see ``commit_gate``); ``before_final_commit``:
+        awaited before the commit of a revoke and of the shutdown (flush what the gate waits
+        for); ``span_per``: one CONSUMER span per record (default) or per batch."""
+        if commit_gate is not None and transactional is not None:
+            # offsets go into the transaction with the outputs: there is nothing to hold back
+            raise ValueError("commit_gate does not apply to a transactional loop")
+        if span_per not in ("record", "batch"):
+            raise ValueError(f"span_per must be 'record' or 'batch', not {span_per!r}")
         self.settings = settings
         self.service = settings.service_name
         self.group_id = settings.group_id
@@ -114,8 +145,15 @@ class ConsumerLoop(Generic[T]):
         self._inflight = asyncio.Lock()
         #: next offset to read, per partition, as far as this loop processed it
         self._next: dict[TopicPartition, int] = {}
-        #: processed but not yet committed (a commit failed, or a revoke is pending)
+        #: processed but not yet committed (a commit failed, a revoke is pending, or the
+        #: commit gate withholds it)
         self._pending: dict[TopicPartition, int] = {}
+        self._gate = commit_gate
+        self._before_final_commit = before_final_commit
+        self._span_per: SpanPer = span_per
+        #: per assigned partition, the offset committed last (or where reading started): a
+        #: gated commit never goes below it
+        self._committed: dict[TopicPartition, int] = {}
         self._consumer: Any = None
         self.started = asyncio.Event()
 
@@ -162,8 +200,13 @@ class ConsumerLoop(Generic[T]):
                 if batches:
                     async with self._inflight:
                         await self._process(consumer, batches)
+                elif self._gate is not None and self._pending:
+                    # idle: the gate may have opened since (a file rolled by age)
+                    async with self._inflight:
+                        await self._commit_pending(consumer, None)
                 self._report_lag(consumer)
             async with self._inflight:
+                await self._final_flush()
                 await self._commit_pending(consumer, None)
         finally:
             self._consumer = None
@@ -175,39 +218,53 @@ class ConsumerLoop(Generic[T]):
     async def _process(self, consumer: Any, batches: dict[TopicPartition, list[Any]]) -> None:
         assigned = consumer.assignment()
         started = time.perf_counter()
-        items: list[_Item[T]] = []
+        kept: list[tuple[TopicPartition, list[Any]]] = []
         for tp, records in batches.items():
             if tp not in assigned:
                 continue  # revoked between the poll and now: its new owner reads them again
+            if records:
+                # where this loop started reading: the group's commit (or the reset point)
+                self._committed.setdefault(tp, records[0].offset)
             self.metrics.count_consumed(tp.topic, len(records))
-            items.extend(self._decode(record) for record in records)
-        if not items:
+            kept.append((tp, records))
+        if not kept:
             return
+        if self._span_per == "batch":
+            items, batch_span = self._decode_batch(kept)
+        else:
+            items = [self._decode(record) for _, records in kept for record in records]
+            batch_span = None
+        spans = [item.span for item in items] if batch_span is None else [batch_span]
         offsets = _next_offsets(item.message for item in items)
         try:
             await self._run_batch(items, offsets)
         except _Abandon:
-            for item in items:
-                item.span.set_status(Status(StatusCode.ERROR, "abandoned: partitions revoked"))
-                item.span.end()
+            for span in spans:
+                span.set_status(Status(StatusCode.ERROR, "abandoned: partitions revoked"))
+                span.end()
             _log.warning("batch abandoned before commit", records=len(items))
             return
         except BaseException as exc:
-            for item in items:
-                item.span.record_exception(exc)
-                item.span.set_status(Status(StatusCode.ERROR, str(exc)))
-                item.span.end()
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                span.end()
             raise
         if self._txn is None:
             self._pending.update(offsets)
             await self._commit_pending(consumer, None)
         self._next.update(offsets)
         self._account(items)
+        if batch_span is not None:
+            dead = sum(1 for item in items if item.error is not None)
+            if dead:
+                batch_span.set_attribute("vigie.dead_lettered_count", dead)
+            batch_span.end()
         duration = time.perf_counter() - started
         self.metrics.batch_duration.labels(self.service).observe(duration)
         self.metrics.batch_size.labels(self.service).observe(len(items))
 
-    def _decode(self, record: Any) -> _Item[T]:
+    def _decode_value(self, record: Any) -> tuple[Any, BaseException | None, Context]:
         error: BaseException | None = None
         value: Any = None
         try:
@@ -215,6 +272,53 @@ class ConsumerLoop(Generic[T]):
         except BAD_INPUT as exc:
             error = exc
         parent = extract(record.headers, value.traceparent if isinstance(value, Envelope) else None)
+        return value, error, parent
+
+    def _decode_batch(
+        self, batches: list[tuple[TopicPartition, list[Any]]]
+    ) -> tuple[list[_Item[T]], Span]:
+        """``span_per="batch"``: decode every record, then one span linked to their producers."""
+        decoded = [
+            (record, *self._decode_value(record)) for _, records in batches for record in records
+        ]
+        links: list[Link] = []
+        linked: set[tuple[int, int]] = set()
+        for _, _, _, parent in decoded:
+            if len(links) >= MAX_SPAN_LINKS:
+                break
+            remote = trace.get_current_span(parent).get_span_context()
+            ident = (remote.trace_id, remote.span_id)
+            if remote.is_valid and ident not in linked:
+                linked.add(ident)
+                links.append(Link(remote))
+        topics = sorted({tp.topic for tp, _ in batches})
+        attributes: dict[str, Any] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": ",".join(topics),
+            "messaging.batch.message_count": len(decoded),
+            "messaging.consumer.group.name": self.group_id,
+        }
+        if len(batches) == 1:
+            attributes["messaging.destination.partition.id"] = str(batches[0][0].partition)
+        span = self._tracer.start_span(
+            f"{','.join(topics)} process",
+            context=Context(),  # a root: its records come from many traces, hence links
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes=attributes,
+        )
+        own = trace.set_span_in_context(span)
+        items: list[_Item[T]] = []
+        for record, value, error, parent in decoded:
+            # derived events continue the event's own trace, not the batch's
+            valid = trace.get_current_span(parent).get_span_context().is_valid
+            message = from_record(record, value, parent if valid else own)
+            items.append(_Item(message=message, span=INVALID_SPAN, error=error))
+        return items, span
+
+    def _decode(self, record: Any) -> _Item[T]:
+        value, error, parent = self._decode_value(record)
         span = self._tracer.start_span(
             f"{record.topic} process",
             context=parent,
@@ -375,6 +479,33 @@ class ConsumerLoop(Generic[T]):
 
     # -- commits, rebalance, metrics ---------------------------------------------------------
 
+    async def _final_flush(self) -> None:
+        """Before the last commit (revoke, shutdown): let the owner make its writes durable."""
+        if self._before_final_commit is None:
+            return
+        try:
+            await self._before_final_commit()
+        except Exception as exc:
+            # the gate still holds back what is not durable: commit what it allows
+            _log.error("before_final_commit failed", error=str(exc), error_type=type(exc).__name__)
+
+    def _gated(self, offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """What of ``offsets`` the commit gate lets through now; the rest stays pending."""
+        if self._gate is None:
+            return offsets
+        allowed = self._gate(offsets)
+        through: dict[TopicPartition, int] = {}
+        for tp, requested in offsets.items():
+            limit = allowed.get(tp)
+            if limit is None or limit >= requested:
+                through[tp] = requested
+                continue
+            self._pending[tp] = requested  # withheld: asked again later
+            # never backwards: a gate answering less than what is committed means "not yet"
+            if limit > self._committed.get(tp, 0):
+                through[tp] = limit
+        return through
+
     async def _commit_pending(self, consumer: Any, only: Iterable[TopicPartition] | None) -> None:
         if self._txn is not None or not self._pending:
             return
@@ -383,10 +514,12 @@ class ConsumerLoop(Generic[T]):
         offsets = {tp: self._pending[tp] for tp in wanted if tp in assigned}
         for tp in wanted:
             self._pending.pop(tp, None)
+        offsets = self._gated(offsets)
         if not offsets:
             return
         try:
             await consumer.commit(offsets)
+            self._committed.update(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # the group moved on: another member owns these partitions and re-reads from the
             # last commit; the writes were idempotent, so this costs duplicates, not data
@@ -429,10 +562,15 @@ class ConsumerLoop(Generic[T]):
             # waits for the batch in flight: finished (and committed) or abandoned
             async with self._inflight:
                 if self._consumer is not None:
+                    if any(tp in self._pending for tp in revoked):
+                        await self._final_flush()
                     await self._commit_pending(self._consumer, revoked)
                 for tp in revoked:
+                    # what the gate still withholds is dropped: the partition's next owner
+                    # reads again from the last commit (at least once)
                     self._next.pop(tp, None)
                     self._pending.pop(tp, None)
+                    self._committed.pop(tp, None)
                     self.metrics.forget_partition(tp.topic, tp.partition)
         finally:
             self._revoking = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from vigie_runtime import ErrorKind, Runtime, Wiring, classify, get_logger
+from vigie_runtime import ErrorKind, Runtime, SinkGate, Wiring, classify, get_logger
 from vigie_stores import StoreError, StoreRejected
 from vigie_stores.cassandra import CassandraStore
 from vigie_stores.lake import LakeWriter
@@ -75,6 +75,7 @@ async def wire(runtime: Runtime, *, hold: dict[str, Any] | None = None) -> Wirin
         stack.push_async_callback(redis.close)
         readiness["redis"] = redis.ping
         lake = None
+        gate: SinkGate | None = None
         if settings.pipeline.lake_enabled:
             lake = LakeWriter(settings.lake)
             stack.push_async_callback(lake.close)  # after the loop drained: completes open files
@@ -82,6 +83,8 @@ async def wire(runtime: Runtime, *, hold: dict[str, Any] | None = None) -> Wirin
                 _roll_lake(lake, min(30.0, settings.lake.max_file_age.total_seconds()))
             )
             stack.callback(roller.cancel)
+            # commits wait for the lake: a record's offset is committed once its file is final
+            gate = SinkGate(lake)
         pipeline = Pipeline(
             settings,
             tables=tables,
@@ -89,6 +92,7 @@ async def wire(runtime: Runtime, *, hold: dict[str, Any] | None = None) -> Wirin
             sessions=SessionState(redis, settings.sessions.redis_prefix, settings.topics.raw),
             metrics=runtime.metrics,
             lake=lake,
+            lake_gate=gate,
             user_agents=UserAgents(settings.pipeline.user_agent_cache),
             events_topic=settings.topics.events,
             sessions_topic=settings.topics.sessions,
@@ -99,6 +103,11 @@ async def wire(runtime: Runtime, *, hold: dict[str, Any] | None = None) -> Wirin
                 handler=pipeline.handle,
                 decoder=click_decoder(settings.limits),
                 classifier=classify_error,
+                commit_gate=gate,
+                # at stop / on revoke the lake completes its files first, so all can be committed
+                before_final_commit=lake.flush if lake is not None else None,
+                # one span per batch: per-record spans cost more than the rest of a record's path
+                span_per="batch",
             )
         )
         if hold is not None:

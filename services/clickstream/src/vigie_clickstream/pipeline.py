@@ -29,7 +29,7 @@ from prometheus_client import Counter, Histogram
 from vigie_contracts import Envelope, encode
 from vigie_contracts.events import SessionSummary
 from vigie_contracts.topics import CLICKSTREAM_EVENTS, CLICKSTREAM_SESSIONS
-from vigie_runtime import Message, Metrics, Producer
+from vigie_runtime import Message, Metrics, Producer, SinkGate
 from vigie_runtime.headers import EVENT_ID, EVENT_TYPE, SCHEMA_VERSION
 from vigie_runtime.producer import translate
 from vigie_stores.lake import LakeWriter, RawRecord
@@ -105,6 +105,7 @@ class Pipeline:
         sessions: SessionState,
         metrics: Metrics,
         lake: LakeWriter | None = None,
+        lake_gate: SinkGate | None = None,
         user_agents: UserAgents | None = None,
         events_topic: str = CLICKSTREAM_EVENTS.name,
         sessions_topic: str = CLICKSTREAM_SESSIONS.name,
@@ -114,6 +115,7 @@ class Pipeline:
         self.producer = producer
         self.sessions = sessions
         self.lake = lake
+        self.lake_gate = lake_gate
         self.user_agents = user_agents or UserAgents(settings.pipeline.user_agent_cache)
         self.events_topic = events_topic
         self.sessions_topic = sessions_topic
@@ -163,7 +165,7 @@ class Pipeline:
         if self.lake is None or not messages:
             return
         ingest = datetime.now(UTC)
-        await self.lake.write(
+        records = [
             RawRecord(
                 topic=m.topic,
                 partition=m.partition,
@@ -175,7 +177,10 @@ class Pipeline:
                 headers=m.headers,
             )
             for m in messages
-        )
+        ]
+        await self.lake.write(records)
+        if self.lake_gate is not None:
+            self.lake_gate.wrote(records)
 
     async def _publish(self, clicks: Sequence[Click], messages: Sequence[Message[Click]]) -> None:
         if not self.settings.pipeline.publish_events or not clicks:

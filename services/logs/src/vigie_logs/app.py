@@ -17,6 +17,7 @@ from vigie_runtime import (
     Producer,
     Retryable,
     Runtime,
+    SinkGate,
     Wiring,
     classify,
     get_logger,
@@ -61,6 +62,8 @@ class LogsHandler:
     lake: LakeWriter | None
     producer: Producer
     dead_letters: DeadLetterPublisher
+    #: told what the lake accepted, so commits wait until it is in a final file
+    lake_gate: SinkGate | None = None
 
     async def __call__(self, messages: Sequence[Message[bytes]]) -> None:
         outcomes: list[Outcome] = []
@@ -101,10 +104,13 @@ class LogsHandler:
         if self.lake is None:
             return
         try:
-            await lake_adapter.write(self.lake, records)
+            raw = [lake_adapter.raw_record(r) for r in records]
+            await self.lake.write(raw)
         except StoreError as exc:
             # a failed writer refuses further work; a restart re-reads the uncommitted batch
             raise Fatal(f"lake write failed: {exc}") from exc
+        if self.lake_gate is not None:
+            self.lake_gate.wrote(raw)
 
     async def _publish(self, outcomes: Sequence[Outcome]) -> None:
         sends = []
@@ -153,9 +159,13 @@ async def wire(runtime: Runtime) -> Wiring:
     store = LogStore(cassandra, settings.keyspace)
     await store.ensure_schema(settings.replication_factor)
     lake: LakeWriter | None = None
+    gate: SinkGate | None = None
     if settings.lake_enabled:
         lake = await runtime.stack.enter_async_context(LakeWriter(settings.lake))
         await runtime.stack.enter_async_context(_lake_roller(lake, settings.lake_roll_interval_s))
+        # commits wait for the lake: an offset is committed once its record is in a final file
+        # (the roller completes files by age; the idle loop then commits)
+        gate = SinkGate(lake)
     handler = LogsHandler(
         settings=settings,
         redactor=Redactor(settings.pseudonym_key.get_secret_value().encode()),
@@ -163,12 +173,19 @@ async def wire(runtime: Runtime) -> Wiring:
         lake=lake,
         producer=runtime.producer,
         dead_letters=DeadLetterPublisher(runtime.producer, settings.service_name, runtime.metrics),
+        lake_gate=gate,
     )
     loop = runtime.consumer_loop(
         topics=[settings.input_topic],
         handler=handler,
         decoder=check_raw,
         classifier=classify_error,
+        commit_gate=gate,
+        # at stop / on revoke the lake completes its files first, so all can be committed
+        before_final_commit=lake.flush if lake is not None else None,
+        # one span per batch, linked to the records' producers: per-record spans were ~70 µs
+        # a record, a quarter of this service's budget on logs.raw
+        span_per="batch",
     )
 
     async def cassandra_ready() -> bool:

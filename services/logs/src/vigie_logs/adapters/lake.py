@@ -6,11 +6,9 @@ the raw zone must hold nothing in clear either. Shipper headers are dropped for 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import orjson
 
-from vigie_stores.lake import LakeWriter, RawRecord
+from vigie_stores.lake import RawRecord
 
 from ..handlers.record import LogRecord
 
@@ -27,6 +25,3 @@ def raw_record(record: LogRecord) -> RawRecord:
         ingest_time=record.ingest_time,
     )
 
-
-async def write(lake: LakeWriter, records: Sequence[LogRecord]) -> list[str]:
-    return await lake.write([raw_record(r) for r in records])
