@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from vigie_clickstream.collector import Collector
 from vigie_clickstream.settings import CollectorSettings, ValidationLimits
-from vigie_contracts import decode
+from vigie_contracts import Pseudonymizer, decode
 from vigie_contracts.events import ClickstreamEvent
 from vigie_localstack.settings import StackSettings
 from vigie_runtime import KafkaSettings, Producer
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 STACK = StackSettings()
 BOOTSTRAP = f"{STACK.host}:{STACK.kafka_port}"
 KEY = "k-shop-web"
+IP_KEY = "test-ip-pseudonym-key-0123"
 
 
 def event(i: int, **changes: Any) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def event(i: int, **changes: Any) -> dict[str, Any]:
 async def collector(unique: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     settings = CollectorSettings(
         api_keys={"shop-web": SecretStr(KEY)},
-        ip_hmac_key=SecretStr("test-key"),
+        ip_hmac_key=SecretStr(IP_KEY),
         max_body_bytes=64_000,
         max_inflated_bytes=200_000,
         max_events_per_batch=100,
@@ -89,7 +90,9 @@ async def test_accepted_events_are_on_the_raw_topic_when_it_answers(
         assert record.key == payload.user_id.encode()
         assert payload.app_id == "shop-web"  # from the key, not the body
         assert payload.user_agent == "sdk/1"
-        assert payload.ip_pseudonym and "203.0.113.7" not in record.value.decode("latin-1")
+        # the shared pseudonym (the same one the logs and ingest-cdc compute), never the IP
+        assert payload.ip_pseudonym == Pseudonymizer(IP_KEY.encode()).pseudonym("ip", "203.0.113.7")
+        assert "203.0.113.7" not in record.value.decode("latin-1")
     # one user's events share a partition (keyed by user id)
     by_user: dict[bytes, set[int]] = {}
     for record in records:
@@ -151,3 +154,8 @@ async def test_bad_key_size_and_rate_are_refused(collector: tuple[httpx.AsyncCli
     limited = await post(client, [event(i) for i in range(50)])
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_a_short_ip_key_is_refused_at_settings_time() -> None:
+    with pytest.raises(ValueError, match="ip_hmac_key"):
+        CollectorSettings(ip_hmac_key=SecretStr("short-key"))

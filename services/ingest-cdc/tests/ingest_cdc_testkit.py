@@ -17,7 +17,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-from vigie_contracts import Envelope, decode
+from vigie_contracts import Envelope, Pseudonymizer, decode
 from vigie_contracts.provision import provision
 from vigie_contracts.topics import CDC_TABLES, CDC_TOPICS, topic
 from vigie_ingest_cdc.app import wire
@@ -62,10 +62,9 @@ def card_token(pan: str) -> str:
     return hmac.new(CARD_KEY.encode(), pan.encode(), hashlib.sha256).hexdigest()
 
 
-def pseudonym(column: str, value: str) -> str:
-    return hmac.new(
-        PSEUDONYM_KEY.encode(), f"{column}:{value}".encode(), hashlib.sha256
-    ).hexdigest()
+def pseudonym(kind: str, value: str) -> str:
+    """The shared pseudonym (what the logs and clickstream compute for the same value)."""
+    return Pseudonymizer(PSEUDONYM_KEY.encode()).pseudonym(kind, value)
 
 
 def settings(

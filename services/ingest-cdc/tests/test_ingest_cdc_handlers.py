@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from vigie_contracts import Pseudonymizer as SharedPseudonymizer
 from vigie_ingest_cdc.errors import BadChange
 from vigie_ingest_cdc.handlers import (
     CardRef,
@@ -21,7 +22,11 @@ from vigie_ingest_cdc.handlers import (
 from vigie_ingest_cdc.handlers import normalize as n
 from vigie_ingest_cdc.settings import TABLES
 
-PII = Pseudonymizer(b"k" * 32, b"p" * 32, ("email", "phone", "ip_address", "full_name"))
+PII = Pseudonymizer(
+    b"k" * 32, b"p" * 32, ("email", "phone", "ip_address", "full_name", "date_of_birth")
+)
+#: what every service computes under the same key: ingest-cdc's pseudonyms must equal it
+SHARED = SharedPseudonymizer(b"p" * 32)
 TS = "2026-11-26T12:35:27.713559Z"
 
 
@@ -130,7 +135,37 @@ def test_card_numbers_become_token_bin_and_last_four() -> None:
     assert "4111" not in str(info.value)
     row = PII.row({"id": 1, "pan": "4111111111111111", "email": "A@B.test"})
     assert row is not None and "pan" not in row and "email" not in row
-    assert row["email_pseudonym"] == PII.pseudonym("email", "a@b.test")
+    assert row["email_pseudonym"] == SHARED.pseudonym("email", "a@b.test")
+
+
+def test_pseudonyms_are_the_shared_ones_per_column_kind() -> None:
+    row = PII.row(
+        {
+            "email": " A@B.test",
+            "phone": "+33 6 12 34 56 78",
+            "ip_address": "::ffff:192.0.2.1",
+            "full_name": "Ada Lovelace",
+            "date_of_birth": 7441,  # Debezium: days since the epoch
+            "segment": "high",
+        }
+    )
+    assert row == {
+        "email_pseudonym": SHARED.pseudonym("email", "a@b.test"),
+        "phone_pseudonym": SHARED.pseudonym("phone", "+33612345678"),
+        "ip_address_pseudonym": SHARED.pseudonym("ip", "192.0.2.1"),
+        "full_name_pseudonym": SHARED.pseudonym("name", "Ada Lovelace"),
+        "date_of_birth_pseudonym": SHARED.pseudonym("birth_date", "1990-05-17"),
+        "segment": "high",
+    }
+    assert PII.pseudonym("date_of_birth", "1990-05-17") == row["date_of_birth_pseudonym"]
+    assert PII.pseudonym("email", None) is None
+
+
+def test_a_pseudonymised_column_without_a_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="iban"):
+        Pseudonymizer(b"k" * 32, b"p" * 32, ("email", "iban"))
+    with pytest.raises(ValueError, match="16 bytes"):
+        Pseudonymizer(b"k" * 32, b"short", ("email",))
 
 
 def test_the_two_keys_must_differ() -> None:
@@ -168,7 +203,7 @@ def test_insert_becomes_transaction_created_keyed_by_customer() -> None:
         "tok",
         "41111111",
     )
-    assert p.ip_pseudonym == PII.pseudonym("ip_address", "192.0.2.1")
+    assert p.ip_pseudonym == SHARED.pseudonym("ip", "192.0.2.1")
     assert p.source_lsn == 100 and pub.envelope.event_time == p.occurred_at
     assert out.mirror.version == 100 and out.mirror.doc["a_column_added_later"] == 42
     assert out.mirror.doc["amount_minor"] == 123456789 and "ip_address" not in out.mirror.doc

@@ -6,9 +6,12 @@ from collections import Counter
 
 import pytest
 
+from vigie_contracts import Pseudonymizer
 from vigie_logs.handlers.redact import Redactor, luhn
 
-R = Redactor(b"unit-test-key-0123456789")
+KEY = b"unit-test-key-0123456789"
+R = Redactor(KEY)
+SHARED = Pseudonymizer(KEY)
 
 
 def redact(text: str) -> tuple[str, Counter[str]]:
@@ -114,13 +117,18 @@ def test_markers_say_what_was_removed() -> None:
 def test_pseudonyms_are_stable_keyed_and_normalised() -> None:
     a, _ = redact("from 203.0.113.77 and Alice@Example.com")
     b, _ = redact("to 203.0.113.77 and alice@example.com")
-    assert a.split()[1] == b.split()[1] and a.split()[1].startswith("ip:")
-    assert a.split()[-1] == b.split()[-1] and a.split()[-1].startswith("[email:")
+    assert a.split()[1] == b.split()[1]
+    assert a.split()[-1] == b.split()[-1]
+    # the markers carry the shared pseudonym: what clickstream and ingest-cdc compute too
+    assert a.split()[1] == "ip:" + SHARED.pseudonym("ip", "203.0.113.77")
+    assert a.split()[-1] == "[email:" + SHARED.pseudonym("email", "alice@example.com") + "]"
     other = Redactor(b"another-key-0123456789").redact("from 203.0.113.77")
     assert other.split()[1] != a.split()[1]
     phone1, _ = redact("+33 6 12 34 56 78")
     phone2, _ = redact("+33612345678")
-    assert phone1 == phone2
+    assert phone1 == phone2 == "[phone:" + SHARED.pseudonym("phone", "+33612345678") + "]"
+    v4_mapped, _ = redact("from ::ffff:203.0.113.77 x")
+    assert v4_mapped.split()[1] == a.split()[1]  # a dual-stack peer is the same client
 
 
 def test_redaction_is_idempotent() -> None:
@@ -132,9 +140,14 @@ def test_redaction_is_idempotent() -> None:
 
 def test_redact_ip_field() -> None:
     counts: Counter[str] = Counter()
-    assert R.redact_ip("2001:DB8::1", counts).startswith("ip:")
+    assert R.redact_ip("2001:DB8::1", counts) == "ip:" + SHARED.pseudonym("ip", "2001:db8::1")
     assert R.redact_ip("unknown", counts) == "unknown"
     assert counts == Counter({"ipv6": 1})
+
+
+def test_a_short_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        Redactor(b"short")
 
 
 def test_luhn() -> None:

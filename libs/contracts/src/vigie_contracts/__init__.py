@@ -4,6 +4,8 @@
 - ``events``: one pydantic model per event type, in the ``Envelope`` every message carries.
 - ``serde``: Avro on the wire (single-object encoding, or Confluent framing with a registry).
 - ``schemas``: the committed ``.avsc`` of every version; ``compat``: the check CI runs.
+- ``pseudonyms``: the one keyed pseudonym of personal data (e-mail, phone, IP...) every service
+  computes, so pseudonyms join across topics and stores.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .errors import (
     ValidationError,
 )
 from .events import EVENT_MODELS, Envelope, Event, model_for
+from .pseudonyms import Pseudonymizer, PseudonymKind
 from .serde import decode, encode
 from .topics import CATALOGUE, Compatibility, Format, Topic, topic
 
@@ -29,6 +32,8 @@ __all__ = [
     "Event",
     "Format",
     "IncompatibleSchema",
+    "PseudonymKind",
+    "Pseudonymizer",
     "Topic",
     "UnknownEventType",
     "ValidationError",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import math
 import time
 import uuid
@@ -30,7 +29,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 
-from vigie_contracts import Envelope, encode
+from vigie_contracts import Envelope, Pseudonymizer, PseudonymKind, encode
 from vigie_contracts.events import ClickstreamEvent
 from vigie_contracts.topics import CLICKSTREAM_RAW
 from vigie_runtime import Producer, VigieRuntimeError
@@ -57,11 +56,12 @@ class _TooLarge(Exception):
     pass
 
 
-def pseudonymise_ip(ip: str | None, key: bytes) -> str | None:
-    """A keyed HMAC of the IP: stable per IP (joins, counts), not reversible without the key."""
+def pseudonymise_ip(ip: str | None, pseudonyms: Pseudonymizer) -> str | None:
+    """The IP's shared pseudonym (``vigie_contracts.pseudonyms``): stable per IP, so it joins
+    with the same IP's pseudonym in the logs and the payments events; not reversible."""
     if not ip:
         return None
-    return hmac.new(key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+    return pseudonyms.pseudonym(PseudonymKind.IP, ip)
 
 
 class Collector:
@@ -81,7 +81,7 @@ class Collector:
         self.countries = countries
         self.topic = topic
         self._clock = clock
-        self._ip_key = settings.ip_hmac_key.get_secret_value().encode()
+        self._ips = Pseudonymizer(settings.ip_hmac_key.get_secret_value().encode())
         # look keys up by digest: no per-app string comparison whose timing could leak a key
         self._apps = {
             hashlib.sha256(key.get_secret_value().encode()).digest(): app
@@ -174,7 +174,7 @@ class Collector:
                 f"event_id: a string of 1 to {self.limits.max_event_id_length} characters"
             ]
         fields["app_id"] = app_id
-        fields["ip_pseudonym"] = pseudonymise_ip(ip, self._ip_key)
+        fields["ip_pseudonym"] = pseudonymise_ip(ip, self._ips)
         if self.countries is not None:
             fields["country_code"] = self.countries.country(ip)
         fields.setdefault("user_agent", user_agent)

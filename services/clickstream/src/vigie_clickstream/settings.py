@@ -39,8 +39,10 @@ class CollectorSettings(_Frozen):
     enabled: bool = True
     #: app id → API key (header ``X-Api-Key``); the key decides the app, the body cannot
     api_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    #: keyed HMAC of client IPs: the clear IP is never produced or stored
-    ip_hmac_key: SecretStr = SecretStr("change-me")
+    #: key of client IPs' pseudonyms (``vigie_contracts.pseudonyms``, at least 16 bytes): the
+    #: clear IP is never produced or stored. Configure the same key as the logs' and ingest-cdc's
+    #: ``pseudonym_key`` so the same IP gets the same pseudonym everywhere.
+    ip_hmac_key: SecretStr = Field(default=SecretStr("change-me-ip-pseudonym-key"), min_length=16)
     #: the compressed body, and (for gzip) what it inflates to
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     max_inflated_bytes: int = Field(default=8_388_608, ge=1)

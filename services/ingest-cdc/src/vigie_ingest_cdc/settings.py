@@ -26,9 +26,12 @@ class PiiSettings(BaseModel):
 
     #: HMAC-SHA256 key of card tokens; rotating it changes every token (a migration)
     card_token_key: SecretStr = Field(min_length=16)
-    #: HMAC-SHA256 key of e-mail, phone, IP and name pseudonyms
+    #: key of the e-mail, phone, IP, name and birth-date pseudonyms (``vigie_contracts.pseudonyms``)
+    #: the same key as the logs' ``pseudonym_key`` and clickstream's ``ip_hmac_key``, or
+    #: pseudonyms do not join across services
     pseudonym_key: SecretStr = Field(min_length=16)
-    #: columns replaced by ``<column>_pseudonym`` wherever they appear (any table)
+    #: columns replaced by ``<column>_pseudonym`` wherever they appear (any table); each needs a
+    #: pseudonym kind (``handlers.pii.COLUMN_KINDS``), or the service refuses to start
     pseudonymised_columns: tuple[str, ...] = (
         "email",
         "phone",

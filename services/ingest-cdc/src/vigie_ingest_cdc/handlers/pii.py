@@ -3,8 +3,9 @@
 - A card number (PAN) becomes ``card_token`` (HMAC-SHA256 under the card key: the same card always
   gets the same token, nobody without the key can test a guess), ``card_bin`` (first 8 digits of a
   16-19 digit PAN, first 6 otherwise, as the schemes assign them since 2022) and ``card_last4``.
-- E-mails, phones, IPs, names and birth dates become ``<column>_pseudonym``: HMAC-SHA256 under
-  the pseudonym key of the normalised value, so joins on "same e-mail" still work.
+- E-mails, phones, IPs, names and birth dates become ``<column>_pseudonym``: the shared pseudonym
+  of ``vigie_contracts.pseudonyms`` (keyed HMAC of the normalised value, per kind), so joins on
+  "same e-mail" or "same IP" work here and across services (the logs, the clickstream).
 - ``scrub`` removes anything that looks like a PAN or an e-mail from bytes that could not be
   parsed, before they go to the dead-letter topic.
 """
@@ -15,7 +16,11 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable
+from datetime import date, timedelta
 from typing import Any
+
+from vigie_contracts.pseudonyms import Pseudonymizer as SharedPseudonymizer
+from vigie_contracts.pseudonyms import PseudonymKind
 
 from ..errors import BadChange
 from .changes import Change, Row
@@ -24,6 +29,24 @@ PAN_COLUMN = "pan"
 _NON_DIGITS = re.compile(r"[\s-]")
 _PAN_LIKE = re.compile(rb"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")
 _EMAIL_LIKE = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_EPOCH = date(1970, 1, 1)
+
+#: the pseudonym kind of each OLTP column (a column named after a kind is that kind)
+COLUMN_KINDS: dict[str, PseudonymKind] = {
+    "ip_address": PseudonymKind.IP,
+    "full_name": PseudonymKind.NAME,
+    "date_of_birth": PseudonymKind.BIRTH_DATE,
+    **{kind.value: kind for kind in PseudonymKind},
+}
+
+
+def kind_of(column: str) -> PseudonymKind:
+    """The shared pseudonym kind of a pseudonymised column; ``ValueError`` if it has none."""
+    try:
+        return COLUMN_KINDS[column]
+    except KeyError:
+        known = ", ".join(sorted(COLUMN_KINDS))
+        raise ValueError(f"no pseudonym kind for column {column!r} (known: {known})") from None
 
 
 class Pseudonymizer:
@@ -32,8 +55,10 @@ class Pseudonymizer:
             # a pseudonym of a number that is also a PAN would then equal its card token
             raise ValueError("the card token key and the pseudonym key must differ")
         self._card_key = card_key
-        self._pseudonym_key = pseudonym_key
+        self._pseudonyms = SharedPseudonymizer(pseudonym_key)
         self.columns = frozenset(columns)
+        # a configured column without a kind is a configuration error: refuse it at start-up
+        self._kinds = {column: kind_of(column) for column in self.columns}
 
     def card(self, pan: Any) -> tuple[str, str, str]:
         """(token, BIN, last four) of a PAN; ``BadChange`` if it is not one."""
@@ -46,15 +71,19 @@ class Pseudonymizer:
         return token, digits[:bin_length], digits[-4:]
 
     def pseudonym(self, column: str, value: Any) -> str | None:
+        """The shared pseudonym of ``value`` as the kind of ``column`` (``None`` stays ``None``)."""
         if value is None:
             return None
-        text = str(value).strip()
-        if column == "email":
-            text = text.lower()
-        elif column == "phone":
-            text = re.sub(r"[^0-9+]", "", text)
-        message = f"{column}:{text}".encode()
-        return hmac.new(self._pseudonym_key, message, hashlib.sha256).hexdigest()
+        kind = self._kinds.get(column) or kind_of(column)
+        if (
+            kind is PseudonymKind.BIRTH_DATE
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+        ):
+            # Debezium sends a ``date`` as days since the epoch: pseudonymise the ISO date, as
+            # any other service holding "1990-05-17" would
+            value = (_EPOCH + timedelta(days=value)).isoformat()
+        return self._pseudonyms.pseudonym(kind, str(value))
 
     def row(self, row: Row | None) -> Row | None:
         """The row with its PAN tokenised and its personal columns pseudonymised."""

@@ -12,7 +12,7 @@ from vigie_contracts.events.logs import SecurityCategory
 
 _NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
-        re.compile(r"\[REDACTED:[a-z_]+\]|\[(?:email|phone):[0-9a-f]+\]|\bip:[0-9a-f]{16}\b"),
+        re.compile(r"\[REDACTED:[a-z_]+\]|\[(?:email|phone):[0-9a-f]+\]|\bip:[0-9a-f]{32}\b"),
         "<pii>",
     ),
     (re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`"), "<str>"),

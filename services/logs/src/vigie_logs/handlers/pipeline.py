@@ -189,7 +189,7 @@ def _guess_level(parsed: Parsed, http: Http) -> str:
     return "info"
 
 
-_IP_PSEUDONYM = re.compile(r"\bip:[0-9a-f]{16}\b")
+_IP_PSEUDONYM = re.compile(r"\bip:[0-9a-f]{32}\b")
 _IP_KEYS = ("client_ip", "src_ip", "source_ip", "remote_addr", "ip", "peer")
 
 

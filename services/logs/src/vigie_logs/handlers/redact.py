@@ -2,9 +2,11 @@
 
 Secrets (bearer tokens, API keys, passwords in URLs and key=value / JSON, PEM private keys,
 JWTs) and card numbers become ``[REDACTED:<kind>]``. E-mails, phone numbers and IP addresses
-are *pseudonymised* with a keyed HMAC instead (``[email:<hash>]``, ``ip:<hash>``): the same
-address gives the same pseudonym, so an SRE can still follow one client through the logs
-without ever seeing it, and nobody without the key can reverse it.
+are *pseudonymised* instead (``[email:<pseudonym>]``, ``[phone:<pseudonym>]``, ``ip:<pseudonym>``,
+the pseudonym being the shared one of ``vigie_contracts.pseudonyms``): the same address gives the
+same pseudonym, so an SRE can still follow one client through the logs without ever seeing it,
+join it with the same IP in the clickstream or e-mail in the payments events, and nobody without
+the key can reverse it.
 
 One alternation regex scans the text once; the callback decides per match (a Luhn check for
 cards, ``ipaddress`` for IPv6 candidates, digit counts for phones) and counts what it replaced.
@@ -13,13 +15,13 @@ cards, ``ipaddress`` for IPv6 candidates, digit counts for phones) and counts wh
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import ipaddress
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from vigie_contracts.pseudonyms import Pseudonymizer, PseudonymKind
 
 #: JSON / logfmt keys whose value is a secret whatever it looks like
 SENSITIVE_KEY = re.compile(
@@ -129,6 +131,13 @@ def _scanner(kinds: frozenset[str]) -> re.Pattern[str]:
 MARKER = "[REDACTED:{}]"
 #: kinds that are pseudonymised (same input, same output) rather than removed
 PSEUDONYMISED = frozenset({"email", "phone", "ipv4", "ipv6"})
+#: the shared pseudonym kind of each pseudonymised match kind
+_PSEUDONYM_KIND = {
+    "email": PseudonymKind.EMAIL,
+    "phone": PseudonymKind.PHONE,
+    "ipv4": PseudonymKind.IP,
+    "ipv6": PseudonymKind.IP,
+}
 
 
 def luhn(digits: str) -> bool:
@@ -148,19 +157,20 @@ class Redactor:
     """Holds the pseudonymisation key; ``redact`` is pure given it."""
 
     key: bytes
+    _pseudonyms: Pseudonymizer = field(init=False, repr=False)
     _cache: dict[str, str] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        self._pseudonyms = Pseudonymizer(self.key)  # refuses a key under 16 bytes
+
     def pseudonym(self, kind: str, value: str) -> str:
-        """``<kind>:<16 hex>``: a keyed HMAC-SHA256 of the normalised value."""
-        norm = value.strip().lower()
-        if kind == "phone":
-            norm = re.sub(r"[^\d+]", "", norm)
-        cache_key = kind + "\0" + norm
+        """``<label>:<pseudonym>`` (label ``email``, ``phone`` or ``ip``), the pseudonym being
+        the shared one, so it equals what the other services compute for the same value."""
+        shared_kind = _PSEUDONYM_KIND[kind]
+        cache_key = shared_kind + "\0" + value
         found = self._cache.get(cache_key)
         if found is None:
-            digest = hmac.new(self.key, cache_key.encode(), hashlib.sha256).hexdigest()[:16]
-            label = "ip" if kind in ("ipv4", "ipv6") else kind
-            found = f"{label}:{digest}"
+            found = f"{shared_kind.value}:{self._pseudonyms.pseudonym(shared_kind, value)}"
             if len(self._cache) < 100_000:
                 self._cache[cache_key] = found
         return found
