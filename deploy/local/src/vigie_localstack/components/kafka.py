@@ -117,13 +117,14 @@ class Kafka:
         id_file = data / "cluster.id"
         if not id_file.exists():
             # Kafka's Uuid text form: URL-safe base64 of 16 random bytes, unpadded.
-            id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            id_file.write_text(cluster_id())
         run(
             [
                 java(), "-cp", classpath(self._lib(ctx)),
                 f"-Dlog4j2.configurationFile={self._log4j2(ctx)}",
                 "kafka.tools.StorageTool", "format",
-                "-t", id_file.read_text().strip(),
+                # "=" form: an id may start with "-", which argparse would take for an option
+                f"--cluster-id={id_file.read_text().strip()}",
                 "-c", str(self._config(ctx)),
                 "--ignore-formatted",
             ],
@@ -154,3 +155,14 @@ class Kafka:
 
 
 COMPONENT = Kafka()
+
+
+def cluster_id() -> str:
+    """A random Kafka cluster id (22 URL-safe base64 characters), never starting with "-".
+
+    Kafka's own Uuid.randomUuid() redraws such ids too: tools read them as options.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
