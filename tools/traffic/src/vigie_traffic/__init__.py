@@ -1,0 +1,1 @@
+"""vigie traffic generator."""
