@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import pytest
@@ -14,39 +13,24 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from runtime_testkit import BOOTSTRAP, producer, topics
 
-from vigie_localstack.settings import StackSettings
 from vigie_runtime import (
     ConsumerLoop,
     Handler,
-    KafkaSettings,
     Message,
-    Producer,
     SinkGate,
     raw_decoder,
 )
 from vigie_runtime.loop import MAX_SPAN_LINKS
 from vigie_runtime.testing import (
-    TopicFactory,
     committed,
     eventually,
     running,
     settings_for,
-    topic_factory,
 )
 
-STACK = StackSettings()
-BOOTSTRAP = f"{STACK.host}:{STACK.kafka_port}"
-
 Batch = Sequence[Message[bytes | None]]
-
-
-def topics() -> AbstractAsyncContextManager[TopicFactory]:
-    return topic_factory(BOOTSTRAP)
-
-
-def producer() -> Producer:
-    return Producer(KafkaSettings(bootstrap_servers=BOOTSTRAP, linger_ms=0))
 
 
 class Gate:

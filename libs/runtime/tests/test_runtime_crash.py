@@ -10,29 +10,15 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as redis
+from runtime_testkit import BOOTSTRAP, STACK, producer, topics
 
 from vigie_contracts import encode
-from vigie_localstack.settings import StackSettings
-from vigie_runtime import KafkaSettings, Producer
-from vigie_runtime.testing import TopicFactory, committed, sample_envelope, topic_factory
-
-STACK = StackSettings()
-BOOTSTRAP = f"{STACK.host}:{STACK.kafka_port}"
-
-
-def topics() -> AbstractAsyncContextManager[TopicFactory]:
-    return topic_factory(BOOTSTRAP)
-
-
-def producer() -> Producer:
-    return Producer(KafkaSettings(bootstrap_servers=BOOTSTRAP, linger_ms=0))
-
+from vigie_runtime.testing import committed, sample_envelope
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

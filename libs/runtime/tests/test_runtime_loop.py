@@ -7,21 +7,19 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runtime_testkit import BOOTSTRAP, producer, topics
 
 from vigie_contracts import Envelope, Event
 from vigie_contracts.topics import dead_letter
-from vigie_localstack.settings import StackSettings
 from vigie_runtime import (
     ConsumerLoop,
     KafkaSettings,
     Message,
     Poison,
-    Producer,
     Retryable,
     TransactionalProducer,
     raw_decoder,
@@ -29,27 +27,13 @@ from vigie_runtime import (
 from vigie_runtime import headers as h
 from vigie_runtime.dlq import replay
 from vigie_runtime.testing import (
-    TopicFactory,
     collect,
     committed,
     eventually,
     running,
     sample_envelope,
     settings_for,
-    topic_factory,
 )
-
-STACK = StackSettings()
-BOOTSTRAP = f"{STACK.host}:{STACK.kafka_port}"
-
-
-def topics() -> AbstractAsyncContextManager[TopicFactory]:
-    return topic_factory(BOOTSTRAP)
-
-
-def producer() -> Producer:
-    return Producer(KafkaSettings(bootstrap_servers=BOOTSTRAP, linger_ms=0))
-
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -14,23 +13,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from runtime_testkit import BOOTSTRAP, producer, topics
 
 from vigie_contracts import Envelope, Event
-from vigie_localstack.settings import StackSettings
-from vigie_runtime import ConsumerLoop, KafkaSettings, Message, Producer
-from vigie_runtime.testing import TopicFactory, running, settings_for, topic_factory
-
-STACK = StackSettings()
-BOOTSTRAP = f"{STACK.host}:{STACK.kafka_port}"
-
-
-def topics() -> AbstractAsyncContextManager[TopicFactory]:
-    return topic_factory(BOOTSTRAP)
-
-
-def producer() -> Producer:
-    return Producer(KafkaSettings(bootstrap_servers=BOOTSTRAP, linger_ms=0))
-
+from vigie_runtime import ConsumerLoop, Message
+from vigie_runtime.testing import running, settings_for
 
 pytestmark = pytest.mark.integration
 
