@@ -14,7 +14,6 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Any, Literal, Self
 
 from cassandra import (
@@ -44,6 +43,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwareP
 from cassandra.query import PreparedStatement, SimpleStatement, dict_factory
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from .closing import ClosedOnExit
 from .errors import StoreClosed, StoreConflict, StoreError, StoreRejected, StoreUnavailable
 
 _STORE = "cassandra"
@@ -316,7 +316,7 @@ def replication_cql(replication: Mapping[str, str | int]) -> str:
 SINGLE_NODE: Mapping[str, str | int] = {"class": "SimpleStrategy", "replication_factor": 1}
 
 
-class CassandraStore:
+class CassandraStore(ClosedOnExit):
     """One driver session used from asyncio. Open with ``await CassandraStore.open(config)``."""
 
     def __init__(self, config: CassandraConfig, cluster: Cluster, session: Session) -> None:
@@ -357,14 +357,6 @@ class CassandraStore:
             await asyncio.to_thread(cluster.shutdown)
             raise
         return cls(config, cluster, session)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     @property
     def session(self) -> Session:

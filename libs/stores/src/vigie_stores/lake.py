@@ -30,14 +30,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import fsspec  # type: ignore[import-untyped]  # fsspec ships no type information
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
 
+from .closing import ClosedOnExit
 from .errors import StoreClosed, StoreError, StoreRejected, StoreUnavailable
 
 _STORE = "lake"
@@ -150,7 +150,7 @@ def _event_hour(value: Any) -> tuple[str, str]:
     return utc.strftime("%Y-%m-%d"), utc.strftime("%H")
 
 
-class LakeWriter:
+class LakeWriter(ClosedOnExit):
     """Buffers records per (topic, Kafka partition, event date, hour) and writes Parquet files.
 
     Not shared between tasks: the methods serialize on a lock and run the blocking Parquet and
@@ -177,14 +177,6 @@ class LakeWriter:
         self._lock = asyncio.Lock()
         self._closed = False
         self._failed: BaseException | None = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     @property
     def root(self) -> str:

@@ -18,7 +18,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 from bson import ObjectId
@@ -39,6 +38,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from .closing import ClosedOnExit
 from .errors import StoreClosed, StoreConflict, StoreError, StoreRejected, StoreUnavailable
 from .results import BatchOutcome, Outcome
 
@@ -134,7 +134,7 @@ def _translated() -> Iterator[None]:
         raise StoreError(str(exc), store=_STORE) from exc
 
 
-class MongoStore:
+class MongoStore(ClosedOnExit):
     """Versioned document writes, reads and indexes on one database.
 
     Open with ``await MongoStore.open(config)`` (or ``async with await MongoStore.open(...)``).
@@ -164,14 +164,6 @@ class MongoStore:
             await client.close()
             raise
         return store
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     @property
     def database(self) -> AsyncDatabase[Document]:

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from redis import exceptions as rex
 from redis.typing import EncodableT
 
+from .closing import ClosedOnExit
 from .errors import StoreClosed, StoreError, StoreRejected, StoreUnavailable
 from .results import BatchOutcome, Outcome
 
@@ -89,7 +89,7 @@ def _ttl_ms(ttl: timedelta | None) -> int:
     return 0 if ttl is None else max(1, int(ttl.total_seconds() * 1000))
 
 
-class RedisStore:
+class RedisStore(ClosedOnExit):
     """Hash reads and writes batched into pipelines. Open with ``await RedisStore.open(config)``."""
 
     def __init__(self, config: RedisConfig, client: aioredis.Redis) -> None:
@@ -114,14 +114,6 @@ class RedisStore:
             await client.aclose()
             raise
         return store
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     @property
     def client(self) -> aioredis.Redis:
