@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import orjson
 from opentelemetry.context import Context
 
-from vigie_runtime import Backpressure, Message, Retryable, get_logger
+from vigie_runtime import Backoff, Backpressure, Message, Retryable, get_logger
 from vigie_stores import StoreUnavailable
 from vigie_stores.lake import RawRecord
 
@@ -94,7 +94,7 @@ class Pipeline:
         self._dead_letters = dead_letters
         self.status = status
         self._metrics = metrics
-        self._backoff_max = backoff_max_s
+        self._backoff = Backoff(initial=0.2, cap=backoff_max_s)
         self._failures = 0
 
     async def handle(self, batch: Sequence[Message[bytes | None]]) -> None:
@@ -102,7 +102,7 @@ class Pipeline:
             await self._handle(batch)
         except (StoreUnavailable, Retryable) as exc:
             self._failures += 1
-            delay = min(self._backoff_max, 0.2 * 2 ** min(self._failures - 1, 16))
+            delay = self._backoff.ceiling(self._failures)
             if self.status.unavailable_since is None:
                 self.status.unavailable_since = time.time()
             self.status.last_unavailable_error = str(exc)
