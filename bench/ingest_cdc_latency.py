@@ -49,7 +49,6 @@ from ingest_cdc_testkit import (  # type: ignore[import-not-found, unused-ignore
     bootstrap,
     cdc_topics,
     commit_group_at_end,
-    dsn,
     free_port,
     mirror_store,
     seed,
@@ -162,7 +161,9 @@ async def main(args: argparse.Namespace) -> None:
         else:
             raise SystemExit(f"service not ready: {log.read_text()[-2000:]}")
 
-        async with await psycopg.AsyncConnection.connect(dsn(stack), autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(
+            stack.postgres_dsn(), autocommit=True
+        ) as conn:
             seeded = await seed(conn, unique)
         customer = seeded.customer
 
@@ -216,7 +217,9 @@ async def main(args: argparse.Namespace) -> None:
 
         async def writer(w: int) -> None:
             nonlocal late
-            async with await psycopg.AsyncConnection.connect(dsn(stack), autocommit=True) as c:
+            async with await psycopg.AsyncConnection.connect(
+                stack.postgres_dsn(), autocommit=True
+            ) as c:
                 for i in range(w, total, args.writers):
                     due = start + i / args.rate
                     delay = due - time.time()

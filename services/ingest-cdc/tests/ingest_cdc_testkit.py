@@ -40,13 +40,6 @@ DOMAIN_TOPICS = (
 )
 
 
-def dsn(stack: StackSettings) -> str:
-    return (
-        f"postgresql://{stack.postgres_user}:{stack.postgres_password}@{stack.host}:"
-        f"{stack.postgres_port}/{stack.postgres_db}"
-    )
-
-
 def bootstrap(stack: StackSettings) -> str:
     return f"{stack.host}:{stack.kafka_port}"
 

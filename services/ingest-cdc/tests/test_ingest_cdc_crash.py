@@ -22,7 +22,6 @@ from ingest_cdc_testkit import (
     bootstrap,
     cdc_topics,
     commit_group_at_end,
-    dsn,
     free_port,
     mirror_store,
     seed,
@@ -66,7 +65,9 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 async def _burst(stack: StackSettings, seeded: Any, ids: dict[int, int]) -> None:
     async def writer(w: int) -> None:
-        async with await psycopg.AsyncConnection.connect(dsn(stack), autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(
+            stack.postgres_dsn(), autocommit=True
+        ) as conn:
             for k in range(w, INSERTS, WRITERS):
                 cur = await conn.execute(
                     "INSERT INTO transactions (customer_id, terminal_id, merchant_id, amount, "
@@ -99,7 +100,9 @@ async def test_kill_9_mid_burst_then_restart(
     second: subprocess.Popen[bytes] | None = None
     ids: dict[int, int] = {}
     try:
-        async with await psycopg.AsyncConnection.connect(dsn(stack), autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(
+            stack.postgres_dsn(), autocommit=True
+        ) as conn:
             seeded = await seed(conn, unique)
         customer = str(seeded.customer)
 

@@ -17,7 +17,6 @@ from ingest_cdc_testkit import (
     card_token,
     cdc_topics,
     commit_group_at_end,
-    dsn,
     free_port,
     mirror_store,
     pseudonym,
@@ -55,7 +54,7 @@ async def test_oltp_changes_become_events_mirrors_and_lake(
     try:
         async with (
             running_service(config),
-            await psycopg.AsyncConnection.connect(dsn(stack), autocommit=True) as conn,
+            await psycopg.AsyncConnection.connect(stack.postgres_dsn(), autocommit=True) as conn,
         ):
             s = await seed(conn, unique)
             # 12.345 EUR: half-even to 1234 cents; 1500 JPY has no minor unit

@@ -21,7 +21,6 @@ from vigie_traffic.plan import (
     build_world,
     luhn_valid,
 )
-from vigie_traffic.settings import TrafficSettings
 from vigie_traffic.simulator import SimConfig, Simulator
 from vigie_traffic.writer import ActionWriter, WorldIds, delete_run, write_world
 
@@ -32,13 +31,7 @@ CONFIG = SimConfig(n_customers=50, n_terminals=100, nb_days=10, seed=42)
 
 @pytest.fixture
 def conn(stack: StackSettings) -> Iterator[psycopg.Connection[Any]]:
-    settings = TrafficSettings(
-        host=stack.host,
-        postgres_port=stack.postgres_port,
-        postgres_user=stack.postgres_user,
-        postgres_db=stack.postgres_db,
-    )
-    with psycopg.connect(settings.dsn(), autocommit=True) as c:
+    with psycopg.connect(stack.postgres_dsn(), autocommit=True) as c:
         yield c
 
 

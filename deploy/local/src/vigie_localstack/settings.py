@@ -37,6 +37,13 @@ class StackSettings(BaseSettings):
     postgres_password: str = "vigie"  # noqa: S105 - loopback-only development server
     postgres_db: str = "oltp"
 
+    def postgres_dsn(self, database: str | None = None) -> str:
+        """A libpq / pgx URL for the stack's PostgreSQL (the OLTP database unless named)."""
+        return (
+            f"postgresql://{self.postgres_user}:{self.postgres_password}"
+            f"@{self.host}:{self.postgres_port}/{database or self.postgres_db}"
+        )
+
 
 class Paths:
     """The layout of ``$VIGIE_HOME``: ``cache/`` survives ``reset``; ``data/``, ``logs/`` do not."""

@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
+from vigie_localstack.settings import StackSettings
 from vigie_traffic.plan import ActionConfig, actions, build_world
-from vigie_traffic.settings import TrafficSettings
 from vigie_traffic.simulator import SimConfig, Simulator
 from vigie_traffic.writer import ActionWriter, RunStats, delete_run, write_world
 
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"vigie-traffic: {exc}", file=sys.stderr)
         return 2
-    settings = TrafficSettings()
+    settings = StackSettings()
     prefix = args.ref_prefix or f"sim-s{args.seed}-{secrets.token_hex(3)}"
     t0 = time.monotonic()
     sim = Simulator(sim_config)
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     # autocommit: each batch is its own explicit transaction (conn.transaction() in the writer).
-    with psycopg.connect(settings.dsn(), autocommit=True) as conn:
+    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
         t0 = time.monotonic()
         ids = write_world(conn, world)
         print(f"world written in {time.monotonic() - t0:.1f} s", flush=True)

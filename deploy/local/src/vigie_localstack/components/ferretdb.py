@@ -59,8 +59,7 @@ class FerretDB:
                 str(binary),
                 f"--listen-addr={s.host}:{s.mongo_port}",
                 "--handler=postgresql",
-                f"--postgresql-url=postgres://{s.postgres_user}:{s.postgres_password}"
-                f"@{s.host}:{s.postgres_port}/{FERRETDB_DATABASE}?pool_max_conns=300",
+                f"--postgresql-url={s.postgres_dsn(FERRETDB_DATABASE)}?pool_max_conns=300",
                 "--log-level=info",
             ],
             directory=data,
