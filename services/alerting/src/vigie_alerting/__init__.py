@@ -1,0 +1,1 @@
+"""Fraud, security, model and pipeline-health alerts: rules, deduplication, routing to Kafka, MongoDB and webhooks, acknowledgement."""

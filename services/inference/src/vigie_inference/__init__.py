@@ -1,0 +1,1 @@
+"""Online fraud scoring with River models that keep learning from delayed labels."""
