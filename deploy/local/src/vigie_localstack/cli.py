@@ -10,8 +10,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .apps import APP_NAMES
 from .component import Component, Context, StackError
-from .registry import NAMES, closure, load
+from .registry import EVERYTHING, NAMES, closure, load
 from .settings import Paths, StackSettings
 from .supervisor import Supervisor
 
@@ -87,7 +88,7 @@ def up(ctx: Context, comps: list[Component]) -> None:
 def _configurable(ctx: Context) -> list[Component]:
     """Every component whose program can be described now (installed ones)."""
     out = []
-    for name in NAMES:
+    for name in EVERYTHING:
         try:
             comp = load(name)
             comp.program(ctx)
@@ -95,6 +96,10 @@ def _configurable(ctx: Context) -> list[Component]:
             continue
         out.append(comp)
     return out
+
+
+def _configured(ctx: Context, comp: Component) -> bool:
+    return Supervisor(ctx).info(comp.name) is not None
 
 
 def down(ctx: Context, comps: list[Component], everything: bool) -> None:
@@ -130,7 +135,8 @@ def status(ctx: Context, comps: list[Component]) -> int:
         pid = int(info["pid"]) if info and info["pid"] else 0
         rss = _rss_mib(pid) if pid else None
         ok = comp.healthy(ctx) if state == "RUNNING" else False
-        bad += 0 if ok else 1
+        # a server must be up; an app only counts when it should be running
+        bad += 0 if ok or (comp.name not in NAMES and state != "RUNNING") else 1
         try:
             version = comp.version(ctx)
         except (StackError, OSError):
@@ -144,7 +150,7 @@ def status(ctx: Context, comps: list[Component]) -> int:
 
 
 def reset(ctx: Context) -> None:
-    down(ctx, closure(NAMES), everything=True)
+    down(ctx, closure(EVERYTHING), everything=True)
     for path in (ctx.paths.data, ctx.paths.logs):
         shutil.rmtree(path, ignore_errors=True)
     ctx.paths.ensure()
@@ -164,7 +170,16 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]:
         p = sub.add_parser(cmd, help=text)
-        p.add_argument("components", nargs="*", help=f"default: all of {', '.join(NAMES)}")
+        p.add_argument(
+            "components",
+            nargs="*",
+            help=f"servers ({', '.join(NAMES)}; the default) or apps ({', '.join(APP_NAMES)})",
+        )
+        p.add_argument(
+            "--apps",
+            action="store_true",
+            help="also vigie's services and the traffic generator (status, down: always included)",
+        )
     sub.add_parser("reset", help="stop everything and delete data and logs (keeps downloads)")
     sub.add_parser("helm-check", help="lint, render and validate the Helm charts offline")
     args = parser.parse_args(argv)
@@ -181,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "reset":
             reset(ctx)
             return 0
-        comps = closure(args.components)
+        comps = closure(args.components or (EVERYTHING if args.apps else NAMES))
+        if args.cmd in ("down", "status") and not args.components:
+            # apps stop before the servers they use; status shows the apps that are configured
+            comps = [c for c in closure(EVERYTHING) if c.name in NAMES or _configured(ctx, c)]
         if args.cmd == "install":
             install(ctx, comps)
         elif args.cmd == "up":

@@ -43,10 +43,15 @@ class Program:
 class Component(Protocol):
     """One server. Each step is idempotent: running it twice does no more than running it once."""
 
-    name: str
-    requires: tuple[str, ...]
-    #: How long ``up`` waits for the first healthy answer.
-    start_timeout: float
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def requires(self) -> tuple[str, ...]: ...
+
+    @property
+    def start_timeout(self) -> float:
+        """How long ``up`` waits for the first healthy answer."""
 
     def install(self, ctx: Context) -> None:
         """Download / build into the cache; fast and offline when already done."""

@@ -1,19 +1,24 @@
-"""The servers of the stack, in start order, and their dependency closure."""
+"""The servers of the stack and vigie's own processes, in start order, and dependency closures."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
 
+from .apps import APP_NAMES, app
 from .component import Component, StackError
 
-#: Start order; a component starts once everything it ``requires`` is healthy.
+#: Start order of the servers; a component starts once everything it ``requires`` is healthy.
 NAMES: tuple[str, ...] = ("postgres", "redis", "kafka", "connect", "cassandra", "ferretdb")
+#: Servers, then the services and the traffic generator (``vigie-stack up --apps``).
+EVERYTHING: tuple[str, ...] = (*NAMES, *APP_NAMES)
 
 
 def load(name: str) -> Component:
+    if name in APP_NAMES:
+        return app(name)
     if name not in NAMES:
-        raise StackError(f"unknown component {name!r}; known: {', '.join(NAMES)}")
+        raise StackError(f"unknown component {name!r}; known: {', '.join(EVERYTHING)}")
     module = importlib.import_module(f"vigie_localstack.components.{name}")
     component: Component = module.COMPONENT
     return component
@@ -29,4 +34,4 @@ def closure(names: Iterable[str]) -> list[Component]:
             continue
         wanted.add(name)
         pending.extend(load(name).requires)
-    return [load(name) for name in NAMES if name in wanted]
+    return [load(name) for name in EVERYTHING if name in wanted]

@@ -30,6 +30,11 @@ class StackSettings(BaseSettings):
     cassandra_jmx_port: int = 7199
     mongo_port: int = 27017
     redis_port: int = 6379
+    #: vigie's services listen on base + 1, + 2, ... (see apps.py)
+    apps_port_base: int = 8100
+    #: the traffic generator of ``./vigie up``: transactions per wall second, and its world's seed
+    traffic_rate: float = 50.0
+    traffic_seed: int = 0
     kafka_heap: str = "768m"
     connect_heap: str = "512m"
     cassandra_heap: str = "1G"

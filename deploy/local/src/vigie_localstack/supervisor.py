@@ -17,6 +17,13 @@ from supervisor.xmlrpc import SupervisorTransport
 from .component import Component, Context, StackError
 
 
+def _env_value(value: str) -> str:
+    """A value for supervisord's ``environment=`` (its parser takes shell-like quoting)."""
+    if '"' in value and "'" in value:
+        raise StackError(f"an environment value cannot hold both quote kinds: {value!r}")
+    return f"'{value}'" if '"' in value else f'"{value}"'
+
+
 class Supervisor:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -55,7 +62,7 @@ class Supervisor:
         ]
         for comp in components:
             prog = comp.program(self.ctx)
-            env = ",".join(f'{k}="{v}"' for k, v in prog.env.items())
+            env = ",".join(f"{k}={_env_value(v)}" for k, v in prog.env.items())
             lines += [
                 f"[program:{comp.name}]",
                 "command=" + " ".join(shlex.quote(part) for part in prog.command),

@@ -1,0 +1,104 @@
+"""``vigie-live``: watch the running platform (Ctrl-C leaves the view, not the platform).
+
+Scrapes every service's ``/metrics`` each interval (events/s, p99 event latency, consumer lag,
+dead letters) and, where those services run, the latest alerts and the model's metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+
+from vigie_localstack.apps import APPS
+from vigie_localstack.settings import StackSettings
+
+from .figures import History, PipelineFigures, Scrape, figures, parse
+from .view import json_panel, screen
+
+#: (panel title, app, path) of the JSON the view shows beside the pipelines
+PANELS: tuple[tuple[str, str, str], ...] = (
+    ("latest alerts", "alerting", "/alerts?limit=8"),
+    ("fraud model", "inference", "/models/status"),
+)
+
+
+def _targets(settings: StackSettings) -> dict[str, str]:
+    base = f"http://{settings.host}"
+    return {
+        app.name: f"{base}:{settings.apps_port_base + app.port_offset}"
+        for app in APPS
+        if app.port_offset is not None
+    }
+
+
+async def _get(client: httpx.AsyncClient, url: str) -> httpx.Response | None:
+    try:
+        response = await client.get(url)
+    except httpx.HTTPError:
+        return None
+    return response if response.status_code == 200 else None
+
+
+async def _scrape(client: httpx.AsyncClient, targets: dict[str, str]) -> dict[str, Scrape | None]:
+    names = list(targets)
+    answers = await asyncio.gather(*(_get(client, f"{targets[n]}/metrics") for n in names))
+    pairs = zip(names, answers, strict=True)
+    return {n: parse(a.text) if a is not None else None for n, a in pairs}
+
+
+async def _panels(client: httpx.AsyncClient, targets: dict[str, str]) -> list[Any]:
+    out = []
+    for title, app, path in PANELS:
+        answer = await _get(client, targets[app] + path) if app in targets else None
+        payload = answer.json() if answer is not None else None
+        out.append(json_panel(title, payload, empty=f"{app}: not running"))
+    return out
+
+
+async def watch(interval: float, rounds: int | None, console: Console) -> None:
+    targets = _targets(StackSettings())
+    history = History()
+    before: dict[str, Scrape | None] = {}
+    t_before = time.monotonic()
+    done = 0
+    async with httpx.AsyncClient(timeout=interval) as client:
+        with Live(console=console, auto_refresh=False, transient=False) as live:
+            while rounds is None or done < rounds:
+                now = await _scrape(client, targets)
+                t_now = time.monotonic()
+                rows: list[PipelineFigures] = []
+                for name in targets:
+                    fig = figures(name, before.get(name), now[name], t_now - t_before)
+                    history.add(fig)
+                    rows.append(fig)
+                before, t_before = now, t_now
+                footer = f"every {interval:g} s · Ctrl-C to leave the view"
+                live.update(screen(rows, history, await _panels(client, targets), footer))
+                live.refresh()
+                done += 1
+                if rounds is None or done < rounds:
+                    await asyncio.sleep(interval)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vigie-live", description=__doc__)
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between scrapes")
+    parser.add_argument("--rounds", type=int, default=None, help="stop after N (default: never)")
+    args = parser.parse_args(argv)
+    if args.interval <= 0:
+        parser.error("--interval must be positive")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(watch(args.interval, args.rounds, Console()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
