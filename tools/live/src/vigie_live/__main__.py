@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -96,7 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.interval <= 0:
         parser.error("--interval must be positive")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(watch(args.interval, args.rounds, Console()))
+        # a pipe or CI log has no width to ask: wide enough for every column
+        console = Console() if sys.stdout.isatty() else Console(width=130)
+        asyncio.run(watch(args.interval, args.rounds, console))
+        console.print()
     return 0
 
 
