@@ -183,12 +183,15 @@ def test_metrics_count_and_observe() -> None:
     m.count_consumed("t", 2)
     m.count_dead_lettered("t", "X")
     m.observe_latencies("t", [0.2, 3.0, -1.0])
+    m.observe_record_latencies("t", [0.5, -2.0])
     m.set_lag("t", 0, 42)
     labels = {"service": "svc", "topic": "t"}
     assert m.value("vigie_messages_consumed_total", labels) == 5
     assert m.value("vigie_messages_dead_lettered_total", {**labels, "error_type": "X"}) == 1
     assert m.value("vigie_event_latency_seconds_count", labels) == 3
     assert m.value("vigie_event_latency_seconds_sum", labels) == pytest.approx(3.2)
+    assert m.value("vigie_record_latency_seconds_count", labels) == 2
+    assert m.value("vigie_record_latency_seconds_sum", labels) == pytest.approx(0.5)
     assert m.value("vigie_consumer_lag", {**labels, "partition": "0"}) == 42
     m.forget_partition("t", 0)
     m.forget_partition("t", 0)  # twice: a second revoke must not raise

@@ -20,11 +20,11 @@ def _scrape(processed: float, buckets: dict[str, float], lag: float = 0, dead: f
     lines = [
         "# TYPE vigie_messages_processed counter",
         f'vigie_messages_processed_total{{service="s",topic="t"}} {processed}',
-        "# TYPE vigie_event_latency_seconds histogram",
+        "# TYPE vigie_record_latency_seconds histogram",
     ]
     for le, count in buckets.items():
         labels = f'service="s",topic="t",le="{le}"'
-        lines.append(f"vigie_event_latency_seconds_bucket{{{labels}}} {count}")
+        lines.append(f"vigie_record_latency_seconds_bucket{{{labels}}} {count}")
     lines += [
         "# TYPE vigie_consumer_lag gauge",
         f'vigie_consumer_lag{{service="s",topic="t",partition="0"}} {lag}',

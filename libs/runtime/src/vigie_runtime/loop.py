@@ -530,10 +530,12 @@ class ConsumerLoop(Generic[T]):
     def _account(self, items: list[_Item[T]]) -> None:
         now = time.time()
         by_topic: dict[str, list[float]] = {}
+        ages: dict[str, list[float]] = {}
         counts: dict[str, int] = {}
         for item in items:
             message = item.message
             counts[message.topic] = counts.get(message.topic, 0) + 1
+            ages.setdefault(message.topic, []).append(now - message.timestamp / 1000)
             if isinstance(message.value, Envelope):
                 by_topic.setdefault(message.topic, []).append(
                     now - message.value.event_time.timestamp()
@@ -543,6 +545,8 @@ class ConsumerLoop(Generic[T]):
             self.metrics.count_processed(topic, n)
         for topic, latencies in by_topic.items():
             self.metrics.observe_latencies(topic, latencies)
+        for topic, latencies in ages.items():
+            self.metrics.observe_record_latencies(topic, latencies)
 
     def _report_lag(self, consumer: Any) -> None:
         now = time.monotonic()

@@ -78,6 +78,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.record_latency = Histogram(
+            "vigie_record_latency_seconds",
+            "This step's latency: processing done minus when Kafka appended the input record "
+            "(meaningful in replays too, where event times are in the past).",
+            ["service", "topic"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.lag = Gauge(
             "vigie_consumer_lag",
             "Records behind the partition's high watermark.",
@@ -110,6 +118,11 @@ class Metrics:
         child = self.event_latency.labels(self.service, topic)
         for value in seconds:
             child.observe(max(value, 0.0))  # clock skew between hosts must not go negative
+
+    def observe_record_latencies(self, topic: str, seconds: Iterable[float]) -> None:
+        child = self.record_latency.labels(self.service, topic)
+        for value in seconds:
+            child.observe(max(value, 0.0))
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self.lag.labels(self.service, topic, str(partition)).set(max(lag, 0))

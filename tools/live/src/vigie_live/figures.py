@@ -21,7 +21,8 @@ PROCESSED = "vigie_messages_processed_total"
 DEAD_LETTERED = "vigie_messages_dead_lettered_total"
 FAILED = "vigie_messages_failed_total"
 LAG = "vigie_consumer_lag"
-LATENCY_BUCKET = "vigie_event_latency_seconds_bucket"
+#: per step, from the Kafka append time of the input (a replay's old event times do not skew it)
+LATENCY_BUCKET = "vigie_record_latency_seconds_bucket"
 
 
 def parse(text: str) -> Scrape:
