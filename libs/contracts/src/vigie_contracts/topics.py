@@ -223,10 +223,13 @@ FRAUD_DECISIONS = Topic(
 )
 FRAUD_LABELS = Topic(
     name="fraud.labels",
-    description="Truth about transactions (disputes, chargebacks, analyst verdicts), for learning.",
+    description="Truth about transactions (disputes, chargebacks, analyst verdicts), for learning. "
+    "One partition: the models learn the labels in one total order, so a restart from a "
+    "checkpoint (model state + offset) neither relearns nor skips one.",
     key="transaction_id",
     owner="inference",
     event_types=("fraud_label",),
+    partitions=1,
     retention_ms=180 * DAY_MS,
     compatibility=Compatibility.FULL,
     public=True,
