@@ -23,7 +23,8 @@ from opentelemetry import trace
 from vigie_contracts import Topic
 
 from .errors import Fatal
-from .http import ReadinessCheck, create_app
+from .heartbeat import Heartbeat, HeartbeatSettings
+from .http import ReadinessCheck, _run_check, create_app
 from .logging import configure_logging, get_logger
 from .loop import ConsumerLoop, Handler
 from .messages import Decoder, envelope_decoder
@@ -96,12 +97,18 @@ async def run_service(
     *,
     stop: asyncio.Event | None = None,
     serve_http: bool = True,
+    heartbeat: HeartbeatSettings | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set); raises ``Fatal`` if a loop hit one."""
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); raises ``Fatal`` if a loop hit one.
+
+    While it runs, the instance's heartbeat goes to ``ops.heartbeats`` (``heartbeat``, default:
+    ``<PREFIX>HEARTBEAT__*`` of the environment; see ``vigie_runtime.heartbeat``).
+    """
     obs = settings.observability
     configure_logging(obs)
     provider = configure_tracing(obs)
     stop = stop or asyncio.Event()
+    beat_settings = heartbeat if heartbeat is not None else HeartbeatSettings.of(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -114,7 +121,7 @@ async def run_service(
             stack.push_async_callback(producer.stop)
             runtime = Runtime(settings, metrics, producer, make_tracer(provider), stack)
             wiring = await wire(runtime)
-            await _serve(settings, wiring, metrics, stop, serve_http)
+            await _serve(settings, wiring, metrics, stop, serve_http, beat_settings, producer)
             # the loops committed; what the handlers produced must be acked before stores close
             await producer.flush()
             _log.info("service stopped", service=settings.service_name)
@@ -129,6 +136,8 @@ async def _serve(
     metrics: Metrics,
     stop: asyncio.Event,
     serve_http: bool,
+    beat_settings: HeartbeatSettings,
+    producer: Producer,
 ) -> None:
     loops = list(wiring.loops)
 
@@ -136,6 +145,12 @@ async def _serve(
         return all(lp.started.is_set() and not lp.stopping for lp in loops)
 
     checks: dict[str, ReadinessCheck] = {"consumer_loops": loops_started, **wiring.readiness}
+
+    async def ready() -> bool:
+        results = await asyncio.gather(*(_run_check(check, 1.0) for check in checks.values()))
+        return all(why is None for why in results)
+
+    heartbeat = Heartbeat(beat_settings, producer, service=settings.service_name, ready=ready)
     server: _Server | None = None
     if serve_http:
         app = create_app(settings, checks, registry=metrics.registry)
@@ -157,7 +172,7 @@ async def _serve(
             server.should_exit = True
 
     try:
-        async with asyncio.TaskGroup() as group:
+        async with heartbeat.running(), asyncio.TaskGroup() as group:
             tasks = [group.create_task(lp.run()) for lp in loops]
             if server is not None:
                 group.create_task(server.serve())
