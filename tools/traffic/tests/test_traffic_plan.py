@@ -12,9 +12,10 @@ from vigie_traffic.plan import (
     RefundWrite,
     TxWrite,
     actions,
-    build_world,
     luhn_check_digit,
     luhn_valid,
+    simulator_timeline,
+    simulator_world,
 )
 from vigie_traffic.simulator import SECONDS_PER_DAY, SimConfig, Simulator
 
@@ -34,17 +35,17 @@ def test_luhn() -> None:
 
 
 def test_world_is_derived_from_the_seed(sim: Simulator) -> None:
-    a, b = build_world(sim, "run-a"), build_world(Simulator(CONFIG), "run-b")
+    a, b = simulator_world(sim, "run-a"), simulator_world(Simulator(CONFIG), "run-b")
     assert [c.full_name for c in a.customers] == [c.full_name for c in b.customers]
     assert [c.pan for c in a.cards] == [c.pan for c in b.cards]
     assert a.customers[3].external_ref == "run-a-c3"
     assert len({c.external_ref for c in a.customers}) == CONFIG.n_customers
-    other = build_world(Simulator(SimConfig(n_customers=200, n_terminals=400, seed=6)), "x")
+    other = simulator_world(Simulator(SimConfig(n_customers=200, n_terminals=400, seed=6)), "x")
     assert [c.pan for c in a.cards] != [c.pan for c in other.cards]
 
 
 def test_world_rows_are_realistic(sim: Simulator) -> None:
-    world = build_world(sim, "r")
+    world = simulator_world(sim, "r")
     assert len(world.cards) == CONFIG.n_customers
     for card in world.cards:
         assert len(card.pan) == 16 and luhn_valid(card.pan)
@@ -58,9 +59,9 @@ def test_world_rows_are_realistic(sim: Simulator) -> None:
 
 
 def test_actions_are_time_ordered_and_cover_every_transaction(sim: Simulator) -> None:
-    world = build_world(sim, "r")
+    world = simulator_world(sim, "r")
     days = list(sim.days())
-    plan = list(actions(sim, world, days))
+    plan = list(actions(world, days, simulator_timeline(sim)))
     times = [a.at for a in plan]
     assert times == sorted(times)
     txs = [a for a in plan if isinstance(a, TxWrite)]
@@ -68,12 +69,12 @@ def test_actions_are_time_ordered_and_cover_every_transaction(sim: Simulator) ->
     amounts = [int(a) for d in days for a in d.amount_cents]
     assert [t.amount_cents for t in txs] == amounts
     # Re-planning gives the same writes: statuses and channels are seeded too.
-    assert plan == list(actions(sim, world, sim.days()))
+    assert plan == list(actions(world, sim.days(), simulator_timeline(sim)))
 
 
 def test_frauds_become_disputes_after_the_label_delay(sim: Simulator) -> None:
-    world = build_world(sim, "r")
-    plan = list(actions(sim, world, sim.days()))
+    world = simulator_world(sim, "r")
+    plan = list(actions(world, sim.days(), simulator_timeline(sim)))
     end = CONFIG.start + timedelta(seconds=CONFIG.nb_days * SECONDS_PER_DAY)
     by_tx = {a.tx: a for a in plan if isinstance(a, TxWrite)}
     disputes = {a.tx: a for a in plan if isinstance(a, DisputeWrite)}

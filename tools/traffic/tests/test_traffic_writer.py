@@ -18,8 +18,9 @@ from vigie_traffic.plan import (
     RefundWrite,
     TxWrite,
     actions,
-    build_world,
     luhn_valid,
+    simulator_timeline,
+    simulator_world,
 )
 from vigie_traffic.simulator import SimConfig, Simulator
 from vigie_traffic.writer import ActionWriter, WorldIds, delete_run, write_world
@@ -45,9 +46,10 @@ def test_a_small_world_lands_exactly_as_simulated(
     conn: psycopg.Connection[Any], unique: str
 ) -> None:
     sim = Simulator(CONFIG)
-    world = build_world(sim, f"test-{unique}")
+    world = simulator_world(sim, f"test-{unique}")
     # More refunds than the default 1%, so a world this small has some.
-    plan = list(actions(sim, world, sim.days(), ActionConfig(refund_share=0.05)))
+    timeline = simulator_timeline(sim)
+    plan = list(actions(world, sim.days(), timeline, ActionConfig(refund_share=0.05)))
     planned_tx = [a for a in plan if isinstance(a, TxWrite)]
     planned_disputes = [a for a in plan if isinstance(a, DisputeWrite)]
     planned_refunds = [a for a in plan if isinstance(a, RefundWrite)]
@@ -130,11 +132,11 @@ def test_a_small_world_lands_exactly_as_simulated(
 
 def test_max_transactions_stops_the_stream(conn: psycopg.Connection[Any], unique: str) -> None:
     sim = Simulator(CONFIG)
-    world = build_world(sim, f"cap-{unique}")
+    world = simulator_world(sim, f"cap-{unique}")
     ids = write_world(conn, world)
     try:
         stats = ActionWriter(conn, world, ids, batch_size=7).run(
-            actions(sim, world, sim.days()), max_transactions=33
+            actions(world, sim.days(), simulator_timeline(sim)), max_transactions=33
         )
         assert stats.transactions == 33
         n = _count(

@@ -58,7 +58,11 @@ class App:
     #: command-line arguments, from the stack's settings
     args: Callable[[StackSettings], tuple[str, ...]] = lambda _settings: ()
     secrets_env: dict[str, str] = field(default_factory=dict)
+    #: variables holding a JSON object {name: secret}: (name, secret key)
+    json_secrets_env: dict[str, tuple[str, str]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: variables naming a folder of its own under the stack's data folder
+    data_dirs: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 90
 
     def port(self, ctx: Context) -> int | None:
@@ -95,6 +99,9 @@ class App:
             env[f"{p}REDIS__URL"] = f"redis://{s.host}:{s.redis_port}/0"
         keys = dev_secrets(ctx)
         env.update({name: keys[key] for name, key in self.secrets_env.items()})
+        for var, (name, key) in self.json_secrets_env.items():
+            env[var] = json.dumps({name: keys[key]})
+        env.update({var: str(ctx.paths.data / sub) for var, sub in self.data_dirs.items()})
         env.update(self.extra_env)
         return env
 
@@ -164,6 +171,9 @@ APPS: tuple[App, ...] = (
         requires=("kafka", "cassandra", "redis"),
         distribution="vigie-clickstream",
         secrets_env={"VIGIE_CLICKSTREAM_COLLECTOR__IP_HMAC_KEY": "pseudonym_key"},
+        json_secrets_env={
+            "VIGIE_CLICKSTREAM_COLLECTOR__API_KEYS": ("vigie-demo", "clickstream_api_key")
+        },
     ),
     App(
         name="logs",
@@ -175,6 +185,34 @@ APPS: tuple[App, ...] = (
         secrets_env={"VIGIE_LOGS_PSEUDONYM_KEY": "pseudonym_key"},
     ),
     App(
+        name="features",
+        script="vigie-features",
+        args=lambda _settings: ("worker",),
+        env_prefix="VIGIE_FEATURES_",
+        port_offset=4,
+        requires=("kafka", "redis"),
+        distribution="vigie-features",
+        data_dirs={"VIGIE_FEATURES_DATA_DIR": "features"},
+    ),
+    App(
+        name="features-api",
+        script="vigie-features",
+        args=lambda _settings: ("api",),
+        env_prefix="VIGIE_FEATURES_",
+        port_offset=5,
+        requires=("redis",),
+        distribution="vigie-features",
+    ),
+    App(
+        name="inference",
+        script="vigie-inference",
+        args=lambda _settings: ("all",),
+        env_prefix="VIGIE_INFERENCE_",
+        port_offset=6,
+        requires=("kafka", "redis", "cassandra", "ferretdb"),
+        distribution="vigie-inference",
+    ),
+    App(
         name="traffic",
         script="vigie-traffic",
         env_prefix="VIGIE_TRAFFIC_",
@@ -183,6 +221,16 @@ APPS: tuple[App, ...] = (
         requires=("postgres", "ingest-cdc"),
         distribution="vigie-traffic",
         args=_traffic_args,
+        start_timeout=30,
+    ),
+    App(
+        name="activity",
+        script="vigie-activity",
+        env_prefix="VIGIE_ACTIVITY_",
+        port_offset=None,
+        requires=("postgres", "kafka", "clickstream", "logs", "traffic"),
+        distribution="vigie-traffic",
+        secrets_env={"VIGIE_ACTIVITY_API_KEY": "clickstream_api_key"},
         start_timeout=30,
     ),
 )

@@ -128,7 +128,7 @@ def _rss_mib(pid: int) -> float | None:
 def status(ctx: Context, comps: list[Component]) -> int:
     sup = Supervisor(ctx)
     bad = 0
-    print(f"{'component':<10} {'state':<9} {'pid':>7} {'rss MiB':>8} {'health':<8} version")
+    print(f"{'component':<12} {'state':<9} {'pid':>7} {'rss MiB':>8} {'health':<8} version")
     for comp in comps:
         info = sup.info(comp.name)
         state = info["statename"] if info else "DOWN"
@@ -136,15 +136,16 @@ def status(ctx: Context, comps: list[Component]) -> int:
         rss = _rss_mib(pid) if pid else None
         ok = comp.healthy(ctx) if state == "RUNNING" else False
         # a server must be up; an app only counts when it should be running
-        bad += 0 if ok or (comp.name not in NAMES and state != "RUNNING") else 1
+        idle = comp.name not in NAMES and state != "RUNNING"
+        bad += 0 if ok or idle else 1
         try:
             version = comp.version(ctx)
         except (StackError, OSError):
             version = "(not installed)"
-        health = "ok" if ok else "FAIL"
+        health = "ok" if ok else ("-" if idle else "FAIL")
         rss_txt = f"{rss:.0f}" if rss is not None else "-"
         print(
-            f"{comp.name:<10} {state:<9} {pid:>7} {rss_txt:>8} {health:<8} {version}"
+            f"{comp.name:<12} {state:<9} {pid:>7} {rss_txt:>8} {health:<8} {version}"
         )
     return 1 if bad else 0
 

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 
 from vigie_localstack.settings import StackSettings
-from vigie_traffic.plan import ActionConfig, actions, build_world
+from vigie_traffic.plan import ActionConfig, actions, simulator_timeline, simulator_world
 from vigie_traffic.simulator import SimConfig, Simulator
 from vigie_traffic.writer import ActionWriter, RunStats, delete_run, write_world
 
@@ -42,13 +42,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _report(stats: RunStats) -> None:
-    at = stats.simulated_at.isoformat(timespec="seconds") if stats.simulated_at else "-"
-    print(
-        f"simulated {at}  tx {stats.transactions} (declined {stats.declined})  "
-        f"disputes {stats.disputes}  refunds {stats.refunds}  "
-        f"{stats.rate:.1f} tx/s over {stats.elapsed_s:.1f} s",
-        flush=True,
-    )
+    print(stats.summary(), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = args.ref_prefix or f"sim-s{args.seed}-{secrets.token_hex(3)}"
     t0 = time.monotonic()
     sim = Simulator(sim_config)
-    world = build_world(sim, prefix)
+    world = simulator_world(sim, prefix)
     print(
         f"world: {args.customers} customers, {args.terminals} terminals, "
         f"{len(world.merchants)} merchants, seed {args.seed}, ref prefix {prefix} "
@@ -88,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
         )
         plan = actions(
-            sim, world, sim.days(), ActionConfig(label_delay=timedelta(days=args.label_delay_days))
+            world,
+            sim.days(),
+            simulator_timeline(sim),
+            ActionConfig(label_delay=timedelta(days=args.label_delay_days)),
         )
         try:
             stats = writer.run(plan, max_transactions=args.max_transactions, progress=_report)

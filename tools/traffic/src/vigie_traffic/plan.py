@@ -10,13 +10,14 @@ real data set cut at its last day.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from vigie_traffic.simulator import SECONDS_PER_DAY, Day, Simulator
+from vigie_traffic.simulator import SECONDS_PER_DAY, Day, FloatArray, Simulator
 
 FIRST_NAMES = (
     "Camille", "Louis", "Emma", "Gabriel", "Léa", "Hugo", "Chloé", "Arthur", "Manon", "Jules",
@@ -69,8 +70,8 @@ class CustomerRow:
     email: str
     phone: str
     date_of_birth: date
-    location_x: float
-    location_y: float
+    location_x: float | None  # None: the source has no position (a replayed file)
+    location_y: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +85,8 @@ class MerchantRow:
 class TerminalRow:
     merchant: int
     terminal_type: str
-    location_x: float
-    location_y: float
+    location_x: float | None
+    location_y: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,27 +106,43 @@ class World:
     cards: list[CardRow]  # cards[i] belongs to customer i
 
 
-def build_world(sim: Simulator, ref_prefix: str) -> World:
-    """Reference rows derived from the simulator's seed; ``ref_prefix`` only names the run."""
-    rng = np.random.default_rng(sim.world_seed)
-    cfg = sim.config
-    customers: list[CustomerRow] = []
+Positions = tuple[FloatArray, FloatArray]
+"""x and y on the 100x100 grid, one entry per customer or terminal; NaN where unknown."""
+
+
+def _coordinate(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def build_world(
+    ref_prefix: str,
+    *,
+    seed: np.random.SeedSequence | int,
+    customers: Positions,
+    terminals: Positions,
+    issued_year: int,
+) -> World:
+    """Reference rows for ``customers`` and ``terminals`` (indexed as given), their names, cards
+    and merchants drawn from ``seed``; ``ref_prefix`` only names the run."""
+    rng = np.random.default_rng(seed)
+    n_customers, n_terminals = customers[0].size, terminals[0].size
+    rows: list[CustomerRow] = []
     cards: list[CardRow] = []
-    for i in range(cfg.n_customers):
+    for i in range(n_customers):
         first = FIRST_NAMES[int(rng.integers(len(FIRST_NAMES)))]
         last = LAST_NAMES[int(rng.integers(len(LAST_NAMES)))]
         born = date(1950, 1, 1) + timedelta(days=int(rng.integers(0, 52 * 365)))
         phone = "+33 6 " + " ".join(f"{int(rng.integers(100)):02d}" for _ in range(4))
         email = f"{first}.{last}{i}@example.com".lower().translate(ASCII)
-        customers.append(
+        rows.append(
             CustomerRow(
                 external_ref=f"{ref_prefix}-c{i}",
                 full_name=f"{first} {last}",
                 email=email,
                 phone=phone,
                 date_of_birth=born,
-                location_x=float(sim.customers.x[i]),
-                location_y=float(sim.customers.y[i]),
+                location_x=_coordinate(float(customers[0][i])),
+                location_y=_coordinate(float(customers[1][i])),
             )
         )
         brand = "visa" if rng.random() < 0.6 else "mastercard"
@@ -136,29 +153,40 @@ def build_world(sim: Simulator, ref_prefix: str) -> World:
                 pan=body + luhn_check_digit(body),
                 brand=brand,
                 expiry_month=int(rng.integers(1, 13)),
-                expiry_year=cfg.start.year + int(rng.integers(1, 5)),
+                expiry_year=issued_year + int(rng.integers(1, 5)),
             )
         )
     # About four terminals per merchant: a shop with a few tills.
-    n_merchants = max(1, cfg.n_terminals // 4)
+    n_merchants = max(1, n_terminals // 4)
     merchants = []
     for _ in range(n_merchants):
         mcc, pattern = MERCHANT_KINDS[int(rng.integers(len(MERCHANT_KINDS)))]
         owner = LAST_NAMES[int(rng.integers(len(LAST_NAMES)))]
         city = CITIES[int(rng.integers(len(CITIES)))]
         merchants.append(MerchantRow(name=pattern.format(owner), mcc=mcc, city=city))
-    owners = rng.integers(0, n_merchants, cfg.n_terminals)
-    types = rng.choice(len(TERMINAL_TYPES), size=cfg.n_terminals, p=TERMINAL_TYPE_WEIGHTS)
-    terminals = [
+    owners = rng.integers(0, n_merchants, n_terminals)
+    types = rng.choice(len(TERMINAL_TYPES), size=n_terminals, p=TERMINAL_TYPE_WEIGHTS)
+    till_rows = [
         TerminalRow(
             merchant=int(owners[t]),
             terminal_type=TERMINAL_TYPES[int(types[t])],
-            location_x=float(sim.terminals.x[t]),
-            location_y=float(sim.terminals.y[t]),
+            location_x=_coordinate(float(terminals[0][t])),
+            location_y=_coordinate(float(terminals[1][t])),
         )
-        for t in range(cfg.n_terminals)
+        for t in range(n_terminals)
     ]
-    return World(customers=customers, merchants=merchants, terminals=terminals, cards=cards)
+    return World(customers=rows, merchants=merchants, terminals=till_rows, cards=cards)
+
+
+def simulator_world(sim: Simulator, ref_prefix: str) -> World:
+    """The simulator's world: its customers and terminals where it placed them."""
+    return build_world(
+        ref_prefix,
+        seed=sim.world_seed,
+        customers=(sim.customers.x, sim.customers.y),
+        terminals=(sim.terminals.x, sim.terminals.y),
+        issued_year=sim.config.start.year,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,18 +246,37 @@ def _channel(terminal_type: str, rng: np.random.Generator) -> tuple[str, str]:
     return "pos", "chip" if rng.random() < 0.55 else "contactless"
 
 
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Where the days' ``time_s`` (seconds) count from, where the window ends, and the seed of the
+    statuses and channels :func:`actions` draws."""
+
+    start: datetime
+    #: writes due at or after it are not emitted (a data set cut at its last day); None: all are
+    end_s: float | None
+    seed: np.random.SeedSequence | int
+
+
+def simulator_timeline(sim: Simulator) -> Timeline:
+    return Timeline(
+        start=sim.config.start,
+        end_s=sim.config.nb_days * SECONDS_PER_DAY,
+        seed=np.random.SeedSequence(sim.config.seed).spawn(6)[5],
+    )
+
+
 def actions(
-    sim: Simulator, world: World, days: Iterable[Day], config: ActionConfig | None = None
+    world: World, days: Iterable[Day], timeline: Timeline, config: ActionConfig | None = None
 ) -> Iterator[Action]:
-    """The OLTP writes of the simulated days, in simulated-time order.
+    """The OLTP writes of the days, in time order.
 
     A declined payment moves no money, so it is never disputed nor refunded: its fraud label is
     lost, as a real issuer loses it. A zero-amount payment is neither (the tables forbid it).
     """
     cfg = config or ActionConfig()
-    start = sim.config.start
-    end_s = sim.config.nb_days * SECONDS_PER_DAY
-    rng = np.random.default_rng(np.random.SeedSequence(sim.config.seed).spawn(6)[5])
+    start = timeline.start
+    end_s = math.inf if timeline.end_s is None else timeline.end_s
+    rng = np.random.default_rng(timeline.seed)
     delay_s = cfg.label_delay.total_seconds()
     due: list[_Due] = []
     seq = 0
@@ -246,7 +293,8 @@ def actions(
             cfg.refund_min_delay.total_seconds(), cfg.refund_max_delay.total_seconds(), n
         )
         for j in range(n):
-            t = int(day.time_s[j])
+            # float: a replayed file's times keep their fractions of a second
+            t = float(day.time_s[j])
             yield from flush(t)
             tx = int(day.tx_id[j])
             amount = int(day.amount_cents[j])
@@ -293,3 +341,5 @@ def actions(
                 heapq.heappush(due, follow)
                 seq += 1
         yield from flush((day.day + 1) * SECONDS_PER_DAY - 1e-9)
+    if timeline.end_s is None:
+        yield from flush(math.inf)

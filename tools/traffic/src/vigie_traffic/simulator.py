@@ -89,12 +89,12 @@ class Reach:
 @dataclass(slots=True)
 class Day:
     """One simulated day's transactions, sorted by time. ``time_s`` counts seconds from the start
-    of the simulation; ``scenario`` is 0 for genuine, else the last fraud scenario that applied
-    (the handbook's TX_FRAUD_SCENARIO)."""
+    of the simulation (whole seconds; a replayed file's may carry fractions); ``scenario`` is 0
+    for genuine, else the last fraud scenario that applied (the handbook's TX_FRAUD_SCENARIO)."""
 
     day: int
     tx_id: IntArray
-    time_s: IntArray
+    time_s: IntArray | FloatArray
     customer: IntArray
     terminal: IntArray
     amount_cents: IntArray

@@ -73,6 +73,14 @@ class RunStats:
     def rate(self) -> float:
         return self.transactions / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def summary(self) -> str:
+        at = self.simulated_at.isoformat(timespec="seconds") if self.simulated_at else "-"
+        return (
+            f"simulated {at}  tx {self.transactions} (declined {self.declined})  "
+            f"disputes {self.disputes}  refunds {self.refunds}  "
+            f"{self.rate:.1f} tx/s over {self.elapsed_s:.1f} s"
+        )
+
 
 @dataclass(slots=True)
 class _Pending:
@@ -141,6 +149,7 @@ class ActionWriter:
 
     Simulated time is not tied to wall time: it advances as fast as the rate lets the stream
     progress, and every row keeps its simulated event time (occurred_at, opened_at).
+    ``on_written`` receives each committed batch's transactions and their database ids.
     """
 
     def __init__(
@@ -153,6 +162,7 @@ class ActionWriter:
         batch_size: int = 50,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_written: Callable[[Sequence[TxWrite], Sequence[int]], None] | None = None,
     ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError("the rate must be positive")
@@ -165,6 +175,7 @@ class ActionWriter:
         self._batch_size = batch_size
         self._clock = clock
         self._sleep = sleep
+        self._on_written = on_written
         self._tx_ids: dict[int, int] = {}
         self.stats = RunStats()
 
@@ -241,6 +252,8 @@ class ActionWriter:
                         INSERT_REFUND,
                         [(self._tx_ids.pop(r.tx), cents(r.amount_cents)) for r in pending.refunds],
                     )
+        if self._on_written is not None:
+            self._on_written(pending.txs, db_ids)
         s = self.stats
         s.transactions += len(pending.txs)
         s.declined += sum(a.declined for a in pending.txs)

@@ -1,0 +1,123 @@
+"""``vigie-replay play`` against the real OLTP PostgreSQL: rows, disputes, map and rejects."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type information
+import pytest
+
+from vigie_localstack.settings import StackSettings
+from vigie_traffic.replay_cli import main
+from vigie_traffic.writer import WorldIds, delete_run
+
+pytestmark = pytest.mark.integration
+
+FILE = (
+    "TX_ID,WHEN,CARD,POS,AMT,LABEL\n"
+    "f3,2018-04-02 09:30:00,c2,p1,80.10,1\n"
+    "f1,2018-04-01 08:00:00.5,c1,p1,12.34,0\n"
+    "f2,2018-04-01 20:15:00,c1,p2,250.00,1\n"
+    "bad,2018-04-01 21:00:00,c3,p2,-1,0\n"
+    "f4,2018-04-03 07:00:00,c3,p2,5,0\n"
+)
+COLUMNS = (
+    "transaction_id=TX_ID,datetime=WHEN,customer_id=CARD,terminal_id=POS,amount=AMT,fraud=LABEL"
+)
+
+
+@pytest.fixture
+def conn(stack: StackSettings) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(stack.postgres_dsn(), autocommit=True) as c:
+        yield c
+
+
+def _run_ids(conn: psycopg.Connection[Any], prefix: str) -> WorldIds:
+    """The run's rows, found from its customers' external_ref, for the cleanup."""
+
+    def ids(sql: str, *params: Any) -> list[int]:
+        return [int(r[0]) for r in conn.execute(sql, params).fetchall()]
+
+    customers = ids("SELECT id FROM customers WHERE external_ref LIKE %s", f"{prefix}-c%")
+    terminals = ids(
+        "SELECT DISTINCT terminal_id FROM transactions WHERE customer_id = ANY(%s)", customers
+    )
+    return WorldIds(
+        customers=customers,
+        merchants=ids("SELECT DISTINCT merchant_id FROM terminals WHERE id = ANY(%s)", terminals),
+        terminals=terminals,
+        cards=ids("SELECT id FROM cards WHERE customer_id = ANY(%s)", customers),
+    )
+
+
+def test_a_small_file_replays_into_transactions_and_disputes(
+    conn: psycopg.Connection[Any], unique: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "tx.csv"
+    source.write_text(FILE, encoding="utf-8")
+    map_path = tmp_path / "out" / "run.map.parquet"
+    prefix = f"rp-{unique}"
+    try:
+        code = main(["play", str(source), "--columns", COLUMNS, "--unlimited",
+                     "--label-delay-days", "7", "--map", str(map_path), "--ref-prefix", prefix,
+                     "--batch-size", "2"])  # fmt: skip
+        assert code == 0
+
+        rows = pq.read_table(map_path).to_pylist()
+        assert [r["file_transaction_id"] for r in rows] == ["f1", "f2", "f3", "f4"]
+        assert all(r["transaction_id"] is not None for r in rows)
+        assert [r["customer_id"] for r in rows] == ["c1", "c1", "c2", "c3"]
+        assert [r["terminal_id"] for r in rows] == ["p1", "p2", "p1", "p2"]
+        assert [r["amount"] for r in rows] == [12.34, 250.0, 80.1, 5.0]
+        assert [r["fraud"] for r in rows] == [0, 1, 1, 0]
+        when = {r["file_transaction_id"]: r["datetime"] for r in rows}
+        assert when["f1"] == datetime(2018, 4, 1, 8, 0, 0, 500_000, tzinfo=UTC)
+
+        with (map_path.parent / "run.map.rejects.csv").open(encoding="utf-8") as fh:
+            rejects = list(csv.DictReader(fh))
+        assert [(r["row"], r["reason"], r["TX_ID"]) for r in rejects] == [
+            ("4", "AMT: negative amount", "bad")
+        ]
+
+        by_file = {r["file_transaction_id"]: int(r["transaction_id"]) for r in rows}
+        db = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT t.id, t.amount, t.occurred_at, t.status, c.external_ref"
+                " FROM transactions t JOIN customers c ON c.id = t.customer_id"
+                " WHERE t.id = ANY(%s)",
+                (list(by_file.values()),),
+            ).fetchall()
+        }
+        assert len(db) == 4
+        for r in rows:
+            amount, occurred_at, status, ref = db[by_file[r["file_transaction_id"]]]
+            assert amount == Decimal(str(r["amount"]))
+            assert occurred_at == r["datetime"]
+            assert status == "authorized"
+            assert ref.startswith(f"{prefix}-c")
+        # one customer row per file customer id, one terminal per file terminal id
+        refs = {db[by_file[f]][3] for f in ("f1", "f2")}
+        assert len(refs) == 1
+        disputes = conn.execute(
+            "SELECT transaction_id, amount, opened_at, category FROM disputes"
+            " WHERE transaction_id = ANY(%s) ORDER BY opened_at",
+            (list(by_file.values()),),
+        ).fetchall()
+        assert disputes == [
+            (by_file["f2"], Decimal("250.0000"), when["f2"] + timedelta(days=7), "fraud"),
+            (by_file["f3"], Decimal("80.1000"), when["f3"] + timedelta(days=7), "fraud"),
+        ]
+        labelled = {r["file_transaction_id"]: r["label_at"] for r in rows}
+        assert labelled["f2"] == when["f2"] + timedelta(days=7) and labelled["f1"] is None
+    finally:
+        delete_run(conn, _run_ids(conn, prefix))
+    assert not conn.execute(
+        "SELECT 1 FROM customers WHERE external_ref LIKE %s", (f"{prefix}-c%",)
+    ).fetchall()
