@@ -213,6 +213,17 @@ APPS: tuple[App, ...] = (
         distribution="vigie-inference",
     ),
     App(
+        name="alerting",
+        script="vigie-alerting",
+        env_prefix="VIGIE_ALERTING_",
+        port_offset=7,
+        requires=("kafka", "ferretdb"),
+        distribution="vigie-alerting",
+        extra_env={
+            "VIGIE_ALERTING_RULES_PATH": str(REPO_ROOT / "deploy" / "local" / "alerting-rules.yaml")
+        },
+    ),
+    App(
         name="traffic",
         script="vigie-traffic",
         env_prefix="VIGIE_TRAFFIC_",

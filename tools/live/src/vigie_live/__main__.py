@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -24,10 +24,26 @@ from vigie_localstack.settings import StackSettings
 from .figures import History, PipelineFigures, Scrape, figures, parse
 from .view import json_panel, screen
 
-#: (panel title, app, path) of the JSON the view shows beside the pipelines
-PANELS: tuple[tuple[str, str, str], ...] = (
-    ("latest alerts", "alerting", "/alerts?limit=8"),
-    ("fraud model", "inference", "/models/status"),
+
+def _alerts(payload: Any) -> Any:
+    keep = ("status", "severity", "rule", "count", "summary", "last_seen")
+    return [{k: a.get(k) for k in keep} for a in payload.get("alerts", [])]
+
+
+def _model(payload: Any) -> Any:
+    champion = payload.get("champion") or {}
+    return {
+        "champion": champion.get("model_name"),
+        "version": champion.get("version"),
+        "cold_start": payload.get("cold_start"),
+        "challengers": ", ".join(c.get("model_name", "?") for c in payload.get("challengers", [])),
+    }
+
+
+#: (panel title, app, path, what to show of the JSON answer) beside the pipelines
+PANELS: tuple[tuple[str, str, str, Callable[[Any], Any]], ...] = (
+    ("latest alerts", "alerting", "/v1/alerts?limit=8", _alerts),
+    ("fraud model", "inference", "/v1/models/status", _model),
 )
 
 
@@ -57,9 +73,9 @@ async def _scrape(client: httpx.AsyncClient, targets: dict[str, str]) -> dict[st
 
 async def _panels(client: httpx.AsyncClient, targets: dict[str, str]) -> list[Any]:
     out = []
-    for title, app, path in PANELS:
+    for title, app, path, shown in PANELS:
         answer = await _get(client, targets[app] + path) if app in targets else None
-        payload = answer.json() if answer is not None else None
+        payload = shown(answer.json()) if answer is not None else None
         out.append(json_panel(title, payload, empty=f"{app}: not running"))
     return out
 

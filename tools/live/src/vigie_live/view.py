@@ -47,6 +47,8 @@ def json_panel(title: str, payload: Any | None, *, empty: str) -> Panel:
     """A small panel of what a service's REST API answered (alerts, model metrics)."""
     if payload is None:
         return Panel(Text(empty, style="dim"), title=title)
+    if not payload:
+        return Panel(Text("none", style="dim"), title=title)
     if isinstance(payload, Mapping):
         payload = [payload]
     table = Table(expand=True, show_header=False, box=None)
