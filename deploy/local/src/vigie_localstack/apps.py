@@ -61,6 +61,8 @@ class App:
     #: variables holding a JSON object {name: secret}: (name, secret key)
     json_secrets_env: dict[str, tuple[str, str]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: writes the data lake's raw zone (into the stack's data folder, not the working directory)
+    lake: bool = False
     #: variables naming a folder of its own under the stack's data folder
     data_dirs: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 90
@@ -97,6 +99,8 @@ class App:
             env[f"{p}CASSANDRA__PORT"] = str(s.cassandra_port)
         if "redis" in self.requires:
             env[f"{p}REDIS__URL"] = f"redis://{s.host}:{s.redis_port}/0"
+        if self.lake:
+            env[f"{p}LAKE__URL"] = str(ctx.paths.data / "lake")
         keys = dev_secrets(ctx)
         env.update({name: keys[key] for name, key in self.secrets_env.items()})
         for var, (name, key) in self.json_secrets_env.items():
@@ -153,6 +157,7 @@ _PII = {
 APPS: tuple[App, ...] = (
     App(
         name="ingest-cdc",
+        lake=True,
         script="vigie-ingest-cdc",
         env_prefix="VIGIE_INGEST_CDC_",
         port_offset=1,
@@ -165,6 +170,7 @@ APPS: tuple[App, ...] = (
     ),
     App(
         name="clickstream",
+        lake=True,
         script="vigie-clickstream",
         env_prefix="VIGIE_CLICKSTREAM_",
         port_offset=2,
@@ -177,6 +183,7 @@ APPS: tuple[App, ...] = (
     ),
     App(
         name="logs",
+        lake=True,
         script="vigie-logs",
         env_prefix="VIGIE_LOGS_",
         port_offset=3,
