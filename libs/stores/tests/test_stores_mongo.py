@@ -151,3 +151,21 @@ async def test_a_bulk_of_thousands_round_trips(mongo: MongoStore) -> None:
     assert result.applied == 3000
     assert len(await mongo.find("bulk", {"n": {"$lt": 1000}})) == 1000
     assert len(await mongo.find("bulk", limit=10)) == 10
+
+
+async def test_insert_many_once_keeps_the_first_write_of_each_id(mongo: MongoStore) -> None:
+    first = [VersionedDoc(f"e{i}", 1, {"n": i}) for i in range(70)]  # several bulk chunks
+    result = await mongo.insert_many_once("events", first)
+    assert (result.applied, result.stale) == (70, ())
+    # a retry overlapping what was written: the stored documents stay, the new ones go in
+    retry = [VersionedDoc(f"e{i}", 2, {"n": -i}) for i in range(60, 80)]
+    retry.append(VersionedDoc("e79", 3, {"n": 0}))  # twice in one batch: the first counts
+    again = await mongo.insert_many_once("events", retry)
+    assert again.applied == 10
+    assert set(again.stale) == {f"e{i}" for i in range(60, 70)} | {"e79"}
+    assert len(again.stale) == 11
+    assert await mongo.get("events", "e65") == {"_id": "e65", "n": 65, "_version": 1}
+    assert await mongo.get("events", "e79") == {"_id": "e79", "n": -79, "_version": 2}
+    assert len(await mongo.find("events")) == 80
+    with pytest.raises(ValueError, match="deletes"):
+        await mongo.insert_many_once("events", [VersionedDoc("e1", 4, None)])

@@ -286,6 +286,32 @@ class MongoStore(ClosedOnExit):
             )
         return BatchOutcome(applied=applied, stale=tuple(stale))
 
+    async def insert_many_once(
+        self, collection: str, items: Sequence[VersionedDoc]
+    ) -> BatchOutcome:
+        """Insert documents that are written once per id and never updated (scored events,
+        facts): unordered bulks of inserts, no read first. An id already stored is left as it
+        is and reported stale: an earlier attempt of the same write got there first (a retry
+        after a lost reply, a redelivered message). One round trip per ``bulk_chunk`` items.
+
+        Cheaper than ``write_many_versioned`` where the stored versions cannot be newer (its
+        ``$in`` read is a collection scan on FerretDB 1.x). Meant for collections whose only
+        unique index is ``_id``: a clash on another unique index is reported stale as well.
+        Deletes (``doc=None``) are refused.
+        """
+        if any(item.doc is None for item in items):
+            raise ValueError("insert_many_once inserts documents; deletes are versioned writes")
+        first: dict[DocumentId, VersionedDoc] = {}
+        for item in items:
+            first.setdefault(item.id, item)
+        repeated = tuple(item.id for item in items if first[item.id] is not item)
+        inserted, refused = await self._chunked(
+            self._insert_new, self._collection(collection), list(first.values())
+        )
+        return BatchOutcome(
+            applied=inserted, stale=repeated + tuple(item.id for item in refused)
+        )
+
     async def _chunked(
         self,
         write: Callable[[AsyncCollection[Document], Sequence[VersionedDoc]], Awaitable[_Part[T]]],

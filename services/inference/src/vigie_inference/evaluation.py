@@ -19,7 +19,9 @@ then pandas' unstable quicksort orders equal scores arbitrarily).
 
 Inputs are per-transaction columns (:class:`ScoredTransactions`) so the same code serves the
 replay report (issue 11): transaction id, event time, customer, score, label, label time. Time is
-UTC epoch seconds; days are UTC calendar days.
+UTC epoch seconds; days are UTC calendar days. The rows must include the labelled transactions of
+the two weeks before each test week (the known frauds come from them); those may be unscored
+(score NaN). Every transaction of a test day must have a score.
 """
 
 from __future__ import annotations
@@ -275,6 +277,8 @@ def week_metrics(
             rule=rule,
         )
     )
+    if np.isnan(test.score).any():
+        raise ValueError(f"unscored transactions in the test week of {week_start}")
     days = test.day
     nb_compromised, cp_per_day, cp_mean = card_precision_top_k(
         days, test.customer, test.score, test.fraud, top_k

@@ -1,0 +1,158 @@
+"""The model kinds the service can build, and the restore of any checkpoint.
+
+Measured on the traffic generator's default stream (183 days, 1.78 M transactions), labels 7 days
+late, scored prequentially, mean over the handbook's four test weeks (2018-08-08 .. 08-29), as
+``bench/inference_quality.py`` prints them (AUC ROC / average precision / card precision@100;
+the bar of issue 9 is 0.875 / 0.694 / 0.304):
+
+=================  ======  ======  ======  ==========================================
+kind               AUC     AP      CP@100  predict, µs per call (2-core box under load)
+=================  ======  ======  ======  ==========================================
+logreg (baseline)  0.860   0.572   0.286   ~5-20
+logreg_steps       0.848   0.637   0.292   ~40
+arf                0.856   0.634   0.296   ~900-1900
+arf_steps          0.857   0.661   0.299   arf + logreg_steps
+=================  ======  ======  ======  ==========================================
+
+None reaches the bar; see the inference report for what else was tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from river import base, compose, forest, imblearn, linear_model, preprocessing
+
+from vigie_featureset import FEATURE_NAMES, HANDBOOK_FEATURES
+
+from .base import FraudModel, ModelStateError, UnknownModelKind, unpack
+from .cold_start import ColdStartModel
+from .online import (
+    Explainer,
+    MeanProba,
+    OnlineClassifier,
+    RiverModel,
+    explain_linear,
+    explain_paths,
+)
+from .transforms import Shape
+
+# Refunds and sessions are absent from the simulator stream (always 0), so nothing was learned
+# about them; card windows equal the customer windows there (one card per customer), and the
+# duplicates slowed the linear models' SGD down. Left out until measured on a stream where
+# they differ.
+_LEFT_OUT = frozenset(
+    {
+        "customer_refund_ratio_30d",
+        "customer_sessions_1h",
+        "customer_failed_logins_1h",
+        "card_nb_tx_1h",
+        "card_nb_tx_1d",
+        "card_avg_amount_1d",
+    }
+)
+EXTENDED_FEATURES: tuple[str, ...] = tuple(f for f in FEATURE_NAMES if f not in _LEFT_OUT)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKind:
+    """How to build one kind: its features, a fresh estimator for a seed, its explainer."""
+
+    name: str
+    features: tuple[str, ...]
+    estimator: Callable[[int], OnlineClassifier]
+    explainer: Explainer
+    description: str
+
+
+def _logreg(seed: int) -> OnlineClassifier:
+    del seed  # plain SGD on a given order of examples draws no random numbers
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression()
+
+
+def _logreg_steps(seed: int) -> OnlineClassifier:
+    del seed
+    # Inputs scaled; log and step indicators beside them, unscaled (see transforms.Shape).
+    union = compose.TransformerUnion(preprocessing.StandardScaler(), Shape())
+    return union | linear_model.LogisticRegression()
+
+
+def _under(classifier: base.Classifier, fraud_share: float, seed: int) -> OnlineClassifier:
+    # Learn every fraud and a random share of the genuine labels, so the classes the trees see
+    # are fraud_share : 1 - fraud_share: about 10x less learning work for the forest.
+    return imblearn.RandomUnderSampler(
+        classifier, desired_dist={False: 1 - fraud_share, True: fraud_share}, seed=seed
+    )
+
+
+def _arf(seed: int) -> OnlineClassifier:
+    return _under(forest.ARFClassifier(n_models=10, seed=seed), 0.1, seed)
+
+
+def _arf_steps(seed: int) -> OnlineClassifier:
+    return MeanProba([_arf(seed), _logreg_steps(seed)])
+
+
+KINDS: dict[str, ModelKind] = {
+    k.name: k
+    for k in (
+        ModelKind(
+            "logreg",
+            HANDBOOK_FEATURES,
+            _logreg,
+            explain_linear,
+            "StandardScaler | LogisticRegression on the handbook's fifteen features (baseline)",
+        ),
+        ModelKind(
+            "logreg_steps",
+            EXTENDED_FEATURES,
+            _logreg_steps,
+            explain_linear,
+            "LogisticRegression on the scaled extended features plus logs and step indicators",
+        ),
+        ModelKind(
+            "arf",
+            EXTENDED_FEATURES,
+            _arf,
+            explain_paths,
+            "adaptive random forest (10 Hoeffding trees, ADWIN), genuine labels under-sampled "
+            "to 9:1",
+        ),
+        ModelKind(
+            "arf_steps",
+            EXTENDED_FEATURES,
+            _arf_steps,
+            explain_linear,
+            "mean probability of arf and logreg_steps (explained by its linear member)",
+        ),
+    )
+}
+
+DEFAULT_CHAMPION = "arf_steps"
+DEFAULT_CHALLENGERS: tuple[str, ...] = ("logreg", "logreg_steps")
+
+
+def build_model(kind: str, *, seed: int = 0, name: str | None = None) -> RiverModel:
+    """A fresh, untrained model of ``kind`` (see :data:`KINDS`)."""
+    try:
+        spec = KINDS[kind]
+    except KeyError:
+        raise UnknownModelKind(f"unknown model kind {kind!r}; known: {sorted(KINDS)}") from None
+    return RiverModel(
+        kind, spec.features, spec.estimator(seed), spec.explainer, seed=seed, name=name
+    )
+
+
+def from_bytes(data: bytes) -> FraudModel:
+    """The model whose ``to_bytes()`` gave ``data``; :class:`ModelStateError` if it cannot be."""
+    header, payload = unpack(data)
+    kind = header.get("type")
+    if kind == "cold_start":
+        return ColdStartModel.from_state(header)
+    if kind != "river":
+        raise ModelStateError(f"unknown model state type {kind!r}")
+    spec = KINDS.get(str(header.get("kind")))
+    if spec is None:
+        raise ModelStateError(f"model state of unknown kind {header.get('kind')!r}")
+    return RiverModel.from_state(header, payload, spec.explainer)
