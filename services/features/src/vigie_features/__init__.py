@@ -1,1 +1,2 @@
-"""Event-time windowed features of customers, cards, merchants, terminals and devices into the Redis online store (faust-streaming), with a REST lookup."""
+"""Event-time windowed features of customers, cards, merchants and terminals into the Redis
+online store (a faust-streaming worker), with a REST lookup (a separate process)."""

@@ -1,0 +1,1 @@
+"""I/O of the features service: the Redis online store writer."""

@@ -1,0 +1,76 @@
+"""kill -9 of the worker in the middle of the stream: the restarted worker recovers its states
+from the changelog topics (its RocksDB folder is gone too, as on a rescheduled pod) and Redis
+still ends equal to compute_offline()."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+import features_testkit as kit
+import httpx
+import pytest
+
+from vigie_localstack.settings import StackSettings
+from vigie_runtime import KafkaSettings, Producer
+from vigie_stores.testing import throwaway_redis
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_kill_9_then_restart(stack: StackSettings, unique: str, tmp_path: Path) -> None:
+    port = _free_port()
+    s = kit.settings(stack, unique, tmp_path / "state", http_port=port)
+    stream = kit.simulate(n_customers=30, n_terminals=50, nb_days=40, seed=11)
+    want = kit.expected(stream)
+    chunks = kit.chunks(kit.ordered(stream, s), timedelta(days=10))
+    log = tmp_path / "worker.log"
+    await kit.create_topics(s)
+    worker = kit.start_subprocess(s, log)
+    try:
+        async with (
+            throwaway_redis(s.redis) as store,
+            Producer(KafkaSettings(bootstrap_servers=kit.bootstrap(stack))) as producer,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+        ):
+
+            async def consumed_some() -> bool:
+                try:
+                    body = (await http.get("/status")).json()
+                except httpx.HTTPError:
+                    return False
+                return bool(sum(body["applied"].values()) > 200)
+
+            for chunk in chunks[:2]:
+                await kit.produce(producer, chunk)
+                await kit.wait_until(lambda: kit.caught_up(s), timeout_s=60)
+            # the third chunk is in flight when the worker dies
+            await kit.produce(producer, chunks[2])
+            await kit.wait_until(consumed_some, timeout_s=30)
+            worker.send_signal(signal.SIGKILL)
+            assert worker.wait(10) == -signal.SIGKILL
+            shutil.rmtree(s.data_dir, ignore_errors=True)  # a new pod: only Kafka remembers
+            assert not await kit.caught_up(s)
+            worker = kit.start_subprocess(s, log)
+            for chunk in chunks[3:]:
+                await kit.produce(producer, chunk)
+            await kit.wait_until(lambda: kit.caught_up(s), timeout_s=90)
+            problems = await kit.mismatches(store, want)
+            assert problems == [], problems[:20]
+            status = (await http.get("/status")).json()
+            assert status["late_total"] == 0
+            assert status["store"] == "rocksdb"
+    finally:
+        worker.kill()
+        worker.wait(10)
+        await kit.delete_topics(s, unique)
