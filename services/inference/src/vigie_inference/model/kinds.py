@@ -5,16 +5,21 @@ late, scored prequentially, mean over the handbook's four test weeks (2018-08-08
 ``bench/inference_quality.py`` prints them (AUC ROC / average precision / card precision@100;
 the bar of issue 9 is 0.875 / 0.694 / 0.304):
 
-=================  ======  ======  ======  ==========================================
-kind               AUC     AP      CP@100  predict, µs per call (2-core box under load)
-=================  ======  ======  ======  ==========================================
-logreg (baseline)  0.860   0.572   0.286   ~5-20
-logreg_steps       0.848   0.637   0.292   ~40
-arf                0.856   0.634   0.296   ~900-1900
-arf_steps          0.857   0.661   0.299   arf + logreg_steps
-=================  ======  ======  ======  ==========================================
+=================  =====  =====  ======  =============================================
+kind               AUC    AP     CP@100  CPU µs per predict / learn (30k labels learned)
+=================  =====  =====  ======  =============================================
+logreg (baseline)  0.860  0.572  0.286   5 / 15
+logreg_steps       0.848  0.637  0.292   25 / 46
+logreg_hb_steps    0.858  0.641  0.294   ~25 / ~45
+arf                0.863  0.613  0.296   114 / 88 (trees grow: ~1 ms wall at full scale)
+arf_steps          0.864  0.655  0.297   150 / 144
+=================  =====  =====  ======  =============================================
 
-None reaches the bar; see the inference report for what else was tried.
+None reaches the bar. The forest's figures move by about +-0.02 AP with tiny changes of its
+input (a refit on features differing in 200 of 1.78 M rows gave 0.856 / 0.634 / 0.296), so
+compare kinds on several weeks, not one. A batch scikit-learn HistGradientBoosting trained on
+the five weeks before each test week (7-day gap) reached 0.849 / 0.607 / 0.288 on the same
+weeks: the online models are not behind what these features allow a batch learner.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ _LEFT_OUT = frozenset(
     }
 )
 EXTENDED_FEATURES: tuple[str, ...] = tuple(f for f in FEATURE_NAMES if f not in _LEFT_OUT)
+# The handbook's fifteen and the one extra that measurably helps the linear model on its own.
+HANDBOOK_AND_RATIO: tuple[str, ...] = (*HANDBOOK_FEATURES, "customer_amount_ratio_30d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,13 @@ KINDS: dict[str, ModelKind] = {
             "LogisticRegression on the scaled extended features plus logs and step indicators",
         ),
         ModelKind(
+            "logreg_hb_steps",
+            HANDBOOK_AND_RATIO,
+            _logreg_steps,
+            explain_linear,
+            "logreg_steps on the handbook's fifteen features and the amount ratio to 30 days",
+        ),
+        ModelKind(
             "arf",
             EXTENDED_FEATURES,
             _arf,
@@ -130,7 +144,7 @@ KINDS: dict[str, ModelKind] = {
 }
 
 DEFAULT_CHAMPION = "arf_steps"
-DEFAULT_CHALLENGERS: tuple[str, ...] = ("logreg", "logreg_steps")
+DEFAULT_CHALLENGERS: tuple[str, ...] = ("logreg", "logreg_hb_steps")
 
 
 def build_model(kind: str, *, seed: int = 0, name: str | None = None) -> RiverModel:
