@@ -17,7 +17,7 @@
    (``moment`` = event time, ``delay`` = 7 days) on the same events; prints the largest score
    difference against step 3 (0.0 = the service loop loses nothing) and its metrics;
 5. prints per test week and mean AUC ROC, average precision and card precision@100 computed as the
-   handbook does (``vigie_inference.evaluation``), the bar of issue 9, µs per learn / predict
+   handbook does (``vigie_evaluation``), the bar of issue 9, µs per learn / predict
    call through the ``FraudModel`` interface (wall clock; dict building excluded) and the size
    of the model's checkpoint at the end.
 """
@@ -39,8 +39,7 @@ import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the workspace yet
 from river import evaluate, metrics
 
-from vigie_featureset import compute_offline
-from vigie_inference.evaluation import (
+from vigie_evaluation import (
     HANDBOOK_TEST_WEEKS,
     SECONDS_PER_DAY,
     ScoredTransactions,
@@ -48,6 +47,7 @@ from vigie_inference.evaluation import (
     day_number,
     evaluate_weeks,
 )
+from vigie_featureset import compute_offline
 from vigie_inference.model import KINDS, RiverModel, build_model
 from vigie_traffic.plan import simulator_world
 from vigie_traffic.simulator import SimConfig, Simulator

@@ -23,11 +23,11 @@ from prometheus_client import Counter, Gauge
 
 from vigie_contracts import Envelope, Event
 from vigie_contracts.events.fraud import FraudLabel, LabelValue
+from vigie_evaluation import DayMetrics, ScoredTransactions, daily_metrics
 from vigie_runtime import Message, Metrics, Producer, get_logger
 
 from .adapters.models import Checkpoint, ModelRegistry
 from .adapters.predictions import PredictionLog, PrequentialRow
-from .evaluation import DayMetrics, ScoredTransactions, daily_metrics
 from .handlers.drift import DriftMonitor
 from .handlers.learning import LabelIn, LearnerCore
 from .handlers.lifecycle import promote, rule_winner

@@ -1,7 +1,7 @@
 """The replay report: the platform's scores against the file's labels, as Markdown.
 
 Per day and over the whole period: AUC ROC, average precision and card precision@k (a card is a
-customer, as in the handbook), computed by ``vigie_inference.evaluation``; the period's card
+customer, as in the handbook), computed by ``vigie_evaluation``; the period's card
 precision is the mean of the daily figures. Transactions without a score are counted and left out
 of the figures. Where the map covers the handbook's four test weeks (issue 9), their figures
 (known frauds removed, earlier detections removed) sit beside the issue's quality bar.
@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type information
 
-from vigie_inference.evaluation import (
+from vigie_evaluation import (
     HANDBOOK_TEST_WEEKS,
     DayMetrics,
     ScoredTransactions,

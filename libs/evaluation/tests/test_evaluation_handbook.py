@@ -11,7 +11,7 @@ import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the wo
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score  # type: ignore[import-untyped]
 
-from vigie_inference.evaluation import (
+from vigie_evaluation import (
     HANDBOOK_TEST_WEEKS,
     SECONDS_PER_DAY,
     ScoredTransactions,
