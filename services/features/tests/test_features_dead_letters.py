@@ -110,7 +110,7 @@ async def test_dead_letters_then_a_crashed_agent_stops_the_worker(
             await kit.wait_until(applied, timeout_s=90)
             views = await _customer(store, "C1")
             assert views is not None and views["customer_nb_tx_1d"] == 1.0
-            await kit.wait_until(lambda: kit.caught_up(s), timeout_s=30)
+            await kit.wait_until(lambda: kit.caught_up(s), timeout_s=90)
             letters = [x async for x in read_dead_letters(s.kafka, service)]
             by_topic = {x.origin_topic: x for x in letters}
             assert len(letters) == 2 and set(by_topic) == {topic for topic, _ in bad}
