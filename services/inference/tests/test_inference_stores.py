@@ -15,12 +15,11 @@ from vigie_inference.adapters.features import FeatureReader
 from vigie_inference.adapters.fraud_events import FraudEvents
 from vigie_inference.adapters.models import ModelRegistry
 from vigie_inference.adapters.predictions import PredictionLog, PredictionRow, PrequentialRow
-from vigie_inference.adapters.topics import partitions_of
 from vigie_inference.handlers.errors import BadFeatures
 from vigie_inference.handlers.learning import LabelTopicError, check_label_partitions
 from vigie_inference.handlers.lifecycle import Registry, promote
 from vigie_localstack.settings import StackSettings
-from vigie_runtime import KafkaSettings
+from vigie_runtime import KafkaSettings, partitions_of
 from vigie_runtime.testing import topic_factory
 from vigie_stores.cassandra import CassandraConfig, CassandraStore
 from vigie_stores.mongo import MongoConfig

@@ -34,6 +34,7 @@ from .metrics import Metrics
 from .producer import Producer, TransactionalProducer
 from .service import Runtime, Wiring, run, run_service
 from .settings import KafkaSettings, ObservabilitySettings, ServiceSettings, load_settings
+from .topics import partitions_of
 from .tracing import configure_tracing, extract, inject
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "get_logger",
     "inject",
     "load_settings",
+    "partitions_of",
     "raw_decoder",
     "run",
     "run_service",

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from vigie_contracts.topics import dead_letter
 
@@ -23,6 +22,7 @@ from .messages import Message
 from .metrics import Metrics
 from .producer import Producer
 from .settings import KafkaSettings
+from .topics import partitions_of
 
 
 class DeadLetterPublisher:
@@ -90,22 +90,6 @@ class DeadLetter:
         )
 
 
-async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
-    """The topic's partitions, or none if it does not exist (a service that never failed)."""
-    admin = AIOKafkaAdminClient(**settings.client_options())
-    await admin.start()
-    try:
-        # describing a missing topic would auto-create it on brokers that allow that
-        if topic not in await admin.list_topics():
-            return []
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(
-        p["partition"] for d in described if d["error_code"] == 0 for p in d["partitions"]
-    )
-
-
 async def read_dead_letters(
     settings: KafkaSettings,
     service: str,
@@ -123,7 +107,7 @@ async def read_dead_letters(
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(name, p) for p in await _partitions(settings, name)]
+        tps = [TopicPartition(name, p) for p in await partitions_of(settings, name)]
         if not tps:
             return
         consumer.assign(tps)

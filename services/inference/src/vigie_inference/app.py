@@ -23,6 +23,7 @@ from vigie_runtime import (
     Wiring,
     classify,
     get_logger,
+    partitions_of,
 )
 from vigie_stores import StoreConflict, StoreError
 from vigie_stores.cassandra import CassandraStore
@@ -35,7 +36,6 @@ from .adapters.fraud_events import FraudEvents
 from .adapters.models import ModelRegistry
 from .adapters.predictions import PredictionLog
 from .adapters.sink import SinkWriter
-from .adapters.topics import partitions_of
 from .handlers.drift import DriftMonitor
 from .handlers.errors import BadFeatures
 from .handlers.learning import check_label_partitions

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from vigie_contracts.errors import ContractError
 from vigie_contracts.events import FraudScore
 from vigie_contracts.serde import decode
 from vigie_contracts.topics import FRAUD_SCORES
+from vigie_runtime import partitions_of
 from vigie_runtime.settings import KafkaSettings
 
 
@@ -54,7 +54,9 @@ async def read_scores(
     poll_timeout_ms: int = 1000,
 ) -> ScoreRead:
     """Scores of the transactions in ``wanted`` (every one when None) held by ``topic``."""
-    partitions = await _partitions(settings, topic)
+    partitions = await partitions_of(settings, topic)
+    if not partitions:
+        raise ScoresTopicMissing(f"topic {topic} does not exist")
     consumer = AIOKafkaConsumer(
         **settings.client_options(), enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -81,21 +83,6 @@ async def read_scores(
     finally:
         await consumer.stop()
     return found
-
-
-async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(**settings.client_options())
-    await admin.start()
-    try:
-        # describing a missing topic would auto-create it on brokers that allow that
-        if topic not in await admin.list_topics():
-            raise ScoresTopicMissing(f"topic {topic} does not exist")
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(
-        p["partition"] for d in described if d["error_code"] == 0 for p in d["partitions"]
-    )
 
 
 def _take(found: ScoreRead, value: bytes | None, wanted: Container[str] | None) -> None:

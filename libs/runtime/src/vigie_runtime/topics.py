@@ -1,12 +1,12 @@
-"""What the learner needs to know of the labels topic before it starts: its partitions."""
+"""What a client needs to know of a topic before it reads it: its partitions."""
 
 from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from vigie_runtime import KafkaSettings
-from vigie_runtime.producer import translate
+from .producer import translate
+from .settings import KafkaSettings
 
 
 async def partitions_of(settings: KafkaSettings, topic: str) -> list[int]:
