@@ -48,6 +48,7 @@ from vigie_contracts.topics import (
     TRANSACTIONS,
 )
 from vigie_localstack.settings import StackSettings
+from vigie_runtime.testing import park_group_at_end, topic_partitions
 from vigie_traffic.plan import build_world
 from vigie_traffic.writer import INSERT_TRANSACTION, write_world
 
@@ -193,32 +194,6 @@ def _services(stack: StackSettings, unique: str, tmp: Path, otlp: str) -> list[S
     ]
 
 
-async def _park_at_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> None:
-    """Commit the end offsets of every partition for ``group``: it starts from there."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(await _partitions(consumer, topic))
-        ]
-        consumer.assign(partitions)
-        await consumer.commit(dict(await consumer.end_offsets(partitions)))
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata of an unsubscribed topic
-    found = consumer.partitions_for_topic(topic)
-    if not found:
-        raise AssertionError(f"topic {topic} does not exist (provision the catalogue first)")
-    return set(found)
-
-
 def _ready(port: int) -> bool:
     try:
         url = f"http://127.0.0.1:{port}/health/ready"
@@ -320,8 +295,7 @@ async def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
-        return dict(await consumer.end_offsets(partitions))
+        return dict(await consumer.end_offsets(await topic_partitions(bootstrap, topic)))
     finally:
         await consumer.stop()
 
@@ -361,7 +335,7 @@ async def test_a_compromised_terminal_ends_as_one_alert_within_the_sla_on_one_tr
         services = _services(stack, unique, tmp_path, otlp)
         for svc in services:
             for group, topics in svc.groups.items():
-                await _park_at_end(bootstrap, group, topics)
+                await park_group_at_end(bootstrap, group, topics)
         await asyncio.to_thread(lambda: stack_ctx.enter_context(_running(services, tmp_path, otlp)))
         starts = {
             topic: await _end_offsets(bootstrap, topic)

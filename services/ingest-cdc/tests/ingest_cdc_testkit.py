@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
 from vigie_contracts import Envelope, Pseudonymizer, decode
@@ -24,6 +24,7 @@ from vigie_ingest_cdc.app import wire
 from vigie_ingest_cdc.settings import IngestCdcSettings, PiiSettings
 from vigie_localstack.settings import StackSettings
 from vigie_runtime import KafkaSettings, ObservabilitySettings, run_service
+from vigie_runtime.testing import park_group_at_end, topic_partitions
 from vigie_stores.lake import LakeConfig
 from vigie_stores.mongo import MongoConfig, MongoStore
 
@@ -94,27 +95,7 @@ async def commit_group_at_end(bootstrap_servers: str, group_id: str, topics: Ite
     topic at its first change: the catalogue's provisioning creates the missing ones first."""
     await provision(bootstrap_servers, [t for t in CDC_TOPICS if t.name in set(topics)])
     await provision_outputs(bootstrap_servers)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(await _partitions(consumer, t))]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(50):
-        await consumer._client.force_metadata_update()
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return set(found)
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"topic {topic} has no partitions")
+    await park_group_at_end(bootstrap_servers, group_id, topics)
 
 
 async def provision_outputs(bootstrap_servers: str) -> None:
@@ -165,7 +146,7 @@ class Watcher:
             max_partition_fetch_bytes=4 * 2**20,
         )
         await consumer.start()
-        tps = [TopicPartition(t, p) for t in self.topics for p in await _partitions(consumer, t)]
+        tps = [tp for t in self.topics for tp in await topic_partitions(self.bootstrap_servers, t)]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         for tp, end in ends.items():

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from vigie_contracts import Envelope, Event, Topic
@@ -25,6 +25,7 @@ from vigie_contracts.events import ServiceHeartbeat
 
 from .loop import ConsumerLoop
 from .settings import KafkaSettings, ObservabilitySettings, ServiceSettings
+from .topics import partitions_of
 
 
 class TopicFactory:
@@ -114,6 +115,32 @@ async def committed(bootstrap: str, group_id: str, topic: str, partitions: int =
         await admin.close()
     by_partition = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
     return [by_partition.get(p, -1) for p in range(partitions)]
+
+
+async def topic_partitions(bootstrap: str, topic: str, wait_s: float = 5.0) -> list[TopicPartition]:
+    """The partitions of ``topic``, waiting briefly for one that was just created."""
+    settings = KafkaSettings(bootstrap_servers=bootstrap)
+    deadline = time.monotonic() + wait_s
+    while not (found := await partitions_of(settings, topic)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {topic} has no partitions (provision it first)")
+        await asyncio.sleep(0.1)
+    return [TopicPartition(topic, p) for p in found]
+
+
+async def park_group_at_end(bootstrap: str, group_id: str, topics: Iterable[str]) -> None:
+    """Commit the current end of every partition of ``topics`` for ``group_id``: a new group
+    starts there, not at the records earlier runs left on shared topics."""
+    tps = [tp for topic in topics for tp in await topic_partitions(bootstrap, topic)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.commit(dict(await consumer.end_offsets(tps)))
+    finally:
+        await consumer.stop()
 
 
 @asynccontextmanager
