@@ -28,9 +28,10 @@ def document_id(value: str | int) -> str | int:
 
 
 #: ``bulk``: ``write_many_versioned`` (one read of the stored versions, then bulk writes: the
-#: right choice on MongoDB). ``per_document``: one guarded upsert per document, a few in flight:
-#: for FerretDB 1.x, which does not push ``{_id: {$in: [...]}}`` down to its back end, so the
-#: bulk path's version read scans the whole collection on every batch.
+#: right choice on MongoDB). ``per_document``: for FerretDB 1.x, which does not push
+#: ``{_id: {$in: [...]}}`` down to its back end, so the bulk path's version read scans the whole
+#: collection on every batch: an unordered bulk insert (no read), then one guarded upsert per
+#: document the insert refused (already stored), a few in flight.
 WriteMode = Literal["bulk", "per_document"]
 
 
@@ -67,6 +68,13 @@ class Mirrors:
         for item in items:  # the newest version of each id in the batch wins
             if item.id not in newest or item.version > newest[item.id].version:
                 newest[item.id] = item
+        # A CDC stream is mostly rows seen for the first time: one unordered bulk insert takes
+        # those; what it refuses is stored already and gets a guarded write of its own.
+        inserted = await self._store.insert_many_once(
+            collection, [item for item in newest.values() if item.doc is not None]
+        )
+        refused = set(inserted.stale)
+        rest = [item for item in newest.values() if item.doc is None or item.id in refused]
         gate = asyncio.Semaphore(self._concurrency)
 
         async def one(item: VersionedDoc) -> Outcome:
@@ -77,8 +85,8 @@ class Mirrors:
                     collection, item.id, item.doc, item.version
                 )
 
-        outcomes = await asyncio.gather(*(one(item) for item in newest.values()))
-        applied = sum(o is Outcome.APPLIED for o in outcomes)
+        outcomes = await asyncio.gather(*(one(item) for item in rest))
+        applied = inserted.applied + sum(o is Outcome.APPLIED for o in outcomes)
         return MirrorOutcome(applied, len(items) - applied)
 
     async def truncate(self, collection: str, version: int) -> int:
