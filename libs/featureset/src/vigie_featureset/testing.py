@@ -67,9 +67,17 @@ class OnlineReplay:
             for key in ((EntityType.TERMINAL, terminal), (EntityType.MERCHANT, merchant)):
                 self.state(*key).apply_label(fact.transaction_id, fact.fraud, fact.labelled_at)
         elif isinstance(fact, RefundFact):
+            self._catch_up(fact.customer_id)
             self.state(EntityType.CUSTOMER, fact.customer_id).apply_refund(fact)
         else:
+            self._catch_up(fact.customer_id)
             self.state(EntityType.CUSTOMER, fact.customer_id).apply_session(fact)
+
+    def _catch_up(self, customer_id: str) -> None:
+        # A customer's facts reach its state in stream order (one partition): the transactions
+        # held back go in before a later refund or session, never after it.
+        for held in self.held.pop(customer_id, ()):
+            self._customer_side(held)
 
     def pending(self, customer_id: str) -> list[TxFact]:
         """What the caller consumed but the customer/card states do not hold yet."""
