@@ -1,7 +1,8 @@
 """``vigie-live``: watch the running platform (Ctrl-C leaves the view, not the platform).
 
 Scrapes every service's ``/metrics`` each interval (events/s, p99 event latency, consumer lag,
-dead letters) and, where those services run, the latest alerts and the model's metrics.
+dead letters) and, where those services run, the latest alerts, the serving model and the
+models' prequential quality per day.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,7 +24,8 @@ from vigie_localstack.apps import APPS
 from vigie_localstack.settings import StackSettings
 
 from .figures import History, PipelineFigures, Scrape, figures, parse
-from .view import json_panel, screen
+from .models import MALFORMED, NO_METRICS, Quality, metrics_request, quality
+from .view import QualityView, json_panel, screen
 
 
 def _alerts(payload: Any) -> Any:
@@ -71,18 +74,55 @@ async def _scrape(client: httpx.AsyncClient, targets: dict[str, str]) -> dict[st
     return {n: parse(a.text) if a is not None else None for n, a in pairs}
 
 
-async def _panels(client: httpx.AsyncClient, targets: dict[str, str]) -> list[Any]:
+async def _panels(
+    client: httpx.AsyncClient, targets: dict[str, str], answers: dict[str, Any]
+) -> list[Any]:
+    """The PANELS; ``answers`` gets each path's JSON (None: no answer) for the panels after."""
     out = []
     for title, app, path, shown in PANELS:
         answer = await _get(client, targets[app] + path) if app in targets else None
-        payload = shown(answer.json()) if answer is not None else None
+        answers[path] = answer.json() if answer is not None else None
+        payload = shown(answers[path]) if answer is not None else None
         out.append(json_panel(title, payload, empty=f"{app}: not running"))
     return out
+
+
+@dataclass
+class _Metrics:
+    """The last per-day metrics answer and what it was asked with: the service computes 30 days
+    from its prediction log on each call, and they only move with a checkpoint."""
+
+    asked: tuple[str, int | None] | None = None
+    payload: Any = None
+
+
+async def _quality(
+    client: httpx.AsyncClient, targets: dict[str, str], status: Any, last: _Metrics
+) -> QualityView:
+    empty = "inference: not running"
+    if "inference" not in targets or status is None:
+        return QualityView(None, empty)
+    asked = metrics_request(status)
+    if asked is None:
+        return QualityView(Quality(note=NO_METRICS), empty)
+    # no checkpoint number to compare: ask every time rather than show stale figures
+    if asked != last.asked or asked[1] is None:
+        answer = await _get(client, targets["inference"] + asked[0])
+        if answer is None:
+            return QualityView(None, "inference: no answer from /v1/models/metrics")
+        try:
+            last.payload = answer.json()
+        except ValueError:
+            return QualityView(Quality(note=MALFORMED), empty)
+        last.asked = asked
+    # roles are read anew: a promotion changes the champion without a checkpoint
+    return QualityView(quality(last.payload, status), empty)
 
 
 async def watch(interval: float, rounds: int | None, console: Console) -> None:
     targets = _targets(StackSettings())
     history = History()
+    last_metrics = _Metrics()
     before: dict[str, Scrape | None] = {}
     t_before = time.monotonic()
     done = 0
@@ -98,7 +138,11 @@ async def watch(interval: float, rounds: int | None, console: Console) -> None:
                     rows.append(fig)
                 before, t_before = now, t_now
                 footer = f"every {interval:g} s · Ctrl-C to leave the view"
-                live.update(screen(rows, history, await _panels(client, targets), footer))
+                answers: dict[str, Any] = {}
+                panels = await _panels(client, targets, answers)
+                status = answers.get("/v1/models/status")
+                panels.append(await _quality(client, targets, status, last_metrics))
+                live.update(screen(rows, history, panels, footer))
                 live.refresh()
                 done += 1
                 if rounds is None or done < rounds:

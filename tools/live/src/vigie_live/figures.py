@@ -115,19 +115,32 @@ def figures(service: str, before: Scrape | None, now: Scrape | None, dt: float) 
 _BARS = "▁▂▃▄▅▆▇█"
 
 
-def sparkline(values: Iterable[float | None], width: int = 30) -> str:
-    """A bar per value scaled to the largest; a gap where there was no value."""
+def sparkline(
+    values: Iterable[float | None],
+    width: int = 30,
+    *,
+    low: float = 0.0,
+    high: float | None = None,
+) -> str:
+    """A bar per value scaled from ``low`` to ``high`` (default: the largest); a gap where there
+    was no value.
+
+    A range other than from 0 shows a score's day-to-day moves (AUCs between 0.90 and 0.95 would
+    all be full bars from 0); a shared ``high`` makes several lines comparable.
+    """
     recent = list(values)[-width:]
     finite = [v for v in recent if v is not None]
-    top = max(finite, default=0.0)
+    top = max(finite, default=0.0) if high is None else high
+    span = top - low
     chars = []
     for v in recent:
         if v is None:
             chars.append(" ")
-        elif top <= 0:
+        elif span <= 0:
             chars.append(_BARS[0])
         else:
-            chars.append(_BARS[min(int(v / top * (len(_BARS) - 1) + 0.5), len(_BARS) - 1)])
+            at = int((v - low) / span * (len(_BARS) - 1) + 0.5)
+            chars.append(_BARS[min(max(at, 0), len(_BARS) - 1)])
     return "".join(chars)
 
 
