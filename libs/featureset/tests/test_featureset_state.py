@@ -55,6 +55,20 @@ def test_round_trip(entity: EntityType) -> None:
     assert back.apply_tx(tx("new", T + 40 * DAY)) is True
 
 
+def test_applied_offsets_travel_with_the_state() -> None:
+    state = filled(EntityType.CUSTOMER)
+    without = state.to_bytes()
+    assert b'"o"' not in without  # nothing to say, nothing written
+    assert EntityState.from_bytes(without).applied == {}
+    state.applied["payments.transactions:3"] = 41
+    state.applied["features-customer-events:3"] = 7
+    back = EntityState.from_bytes(state.to_bytes())
+    assert back.applied == {"payments.transactions:3": 41, "features-customer-events:3": 7}
+    assert back == state
+    with pytest.raises(StateDecodeError):
+        EntityState.from_bytes(without.replace(b'"v":1,', b'"v":1,"o":{"t:0":"x"},'))
+
+
 def test_the_format_is_compact_and_versioned() -> None:
     state = filled(EntityType.CUSTOMER)
     raw = orjson.loads(state.to_bytes())

@@ -58,6 +58,7 @@ class EntityState:
 
     __slots__ = (
         "amounts",
+        "applied",
         "entity_type",
         "frauds",
         "ids",
@@ -100,6 +101,10 @@ class EntityState:
         self._pending_labels: dict[str, int] = {}
         self._last_us: int | None = None
         self._floor_us: int | None = None
+        self.applied: dict[str, int] = {}
+        """Highest input offset applied, by source ("topic:partition"): set by the stream
+        processor that owns the state and stored with it, so that after a crash an event read
+        again can be told from a late one (its entry may have been evicted since)."""
 
     # --- reading
 
@@ -310,6 +315,8 @@ class EntityState:
         if self.entity_type in _WITH_LABELS:
             out["f"] = self.frauds
             out["p"] = self._pending_labels
+        if self.applied:
+            out["o"] = self.applied
         return out
 
     def to_bytes(self) -> bytes:
@@ -360,6 +367,7 @@ class EntityState:
         if et in _WITH_LABELS:
             state.frauds = [(int(a), str(b), int(c)) for a, b, c in raw["f"]]
             state._pending_labels = {str(k): int(v) for k, v in dict(raw["p"]).items()}
+        state.applied = {str(k): int(v) for k, v in dict(raw.get("o", {})).items()}
         return state
 
     def copy(self) -> EntityState:

@@ -177,10 +177,6 @@ class FeaturesWorker:
             EntityType.MERCHANT: table("merchants", "EntityState of each merchant"),
         }
         self.held = table("held-labels", "fraud labels waiting for their transaction, by customer")
-        # the highest offset applied per input partition (written with the event's partition, so
-        # it is recovered with the states): after a crash, faust re-reads from the last commit,
-        # and a re-read event whose entity has since evicted it must not count as late
-        self.applied_up_to = table("applied-offsets", "highest applied offset per partition")
         #: the first exception an agent died of (faust would restart it and carry on)
         self.agent_failure: BaseException | None = None
         agents: list[tuple[Any, str, Callable[[StreamT[bytes]], Any]]] = [
@@ -328,12 +324,11 @@ class FeaturesWorker:
     ) -> None:
         """Persist the changed states, queue their hashes, ack once Redis has them."""
         position = str(_Position(message.topic, message.partition, message.offset))
-        offsets_key = f"{message.topic}:{message.partition}".encode()
-        applied_up_to = int(self.applied_up_to.get(offsets_key) or b"-1")
-        replayed = message.offset <= applied_up_to
+        source = f"{message.topic}:{message.partition}"
         for touched in step.touched:
             kind = touched.entity_type.value
             if touched.changed:
+                touched.state.applied[source] = message.offset
                 self.tables[touched.entity_type][touched.entity_id.encode()] = (
                     touched.state.to_bytes()
                 )
@@ -350,8 +345,9 @@ class FeaturesWorker:
                     touched.state.version,
                 )
         for entity_type, exc in step.late:
-            if replayed:
-                # applied before the crash, evicted since: a duplicate, not a late event
+            state = next(t.state for t in step.touched if t.entity_type is entity_type)
+            if message.offset <= state.applied.get(source, -1):
+                # read again after a crash: applied then, evicted since: a duplicate
                 self.status.applied[f"{entity_type.value}:duplicate"] += 1
                 self.fm.updates.labels(self.fm.service, entity_type.value, "duplicate").inc()
                 continue
@@ -367,8 +363,6 @@ class FeaturesWorker:
                 limit=exc.limit.isoformat(),
                 position=position,
             )
-        if not replayed:
-            self.applied_up_to[offsets_key] = str(message.offset).encode()
         if step.unrouted_labels:
             self.status.unrouted_labels += step.unrouted_labels
             self.fm.unrouted_labels.labels(self.fm.service).inc(step.unrouted_labels)
