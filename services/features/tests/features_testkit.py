@@ -92,6 +92,7 @@ def env_of(s: FeaturesSettings) -> dict[str, str]:
         f"{p}PARTITIONS": str(s.partitions),
         f"{p}DATA_DIR": str(s.data_dir),
         f"{p}COMMIT_INTERVAL_S": str(s.commit_interval_s),
+        **({f"{p}GROUP_INSTANCE_ID": s.group_instance_id} if s.group_instance_id else {}),
     }
 
 

@@ -30,7 +30,10 @@ def _free_port() -> int:
 
 async def test_kill_9_then_restart(stack: StackSettings, unique: str, tmp_path: Path) -> None:
     port = _free_port()
-    s = kit.settings(stack, unique, tmp_path / "state", http_port=port)
+    # the restarted worker is the same member (a pod restarted in place, as the chart sets it)
+    s = kit.settings(
+        stack, unique, tmp_path / "state", http_port=port, group_instance_id=f"w-{unique}"
+    )
     stream = kit.simulate(n_customers=30, n_terminals=50, nb_days=40, seed=11)
     want = kit.expected(stream)
     chunks = kit.chunks(kit.ordered(stream, s), timedelta(days=10))

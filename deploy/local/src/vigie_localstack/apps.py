@@ -200,6 +200,8 @@ APPS: tuple[App, ...] = (
         requires=("kafka", "redis"),
         distribution="vigie-features",
         data_dirs={"VIGIE_FEATURES_DATA_DIR": "features"},
+        # restarted by supervisord as the same Kafka group member (no rebalance)
+        extra_env={"VIGIE_FEATURES_GROUP_INSTANCE_ID": "features-local-0"},
     ),
     App(
         name="features-api",

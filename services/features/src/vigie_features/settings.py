@@ -54,6 +54,14 @@ class FeaturesSettings(ServiceSettings):
     max_pending_writes: int = Field(default=20_000, ge=100)
     #: changelog records faust may queue before it pauses consuming to flush (its default: 100)
     changelog_buffer: int = Field(default=20_000, ge=100, le=1_000_000)
+    #: Kafka static membership (KIP-345), e.g. the pod's name: a worker restarted under the same
+    #: id gets its partitions back without a rebalance. Without it, a worker restarted after a
+    #: crash (a new member while the dead one still holds the group) has been seen to stop
+    #: committing one partition (likely cause, from reading faust 0.15: records fetched in the
+    #: generation before a rebalance are skipped and acked, and a gap ahead of the acked offsets
+    #: blocks every later commit of the partition). A member that stops for good keeps its
+    #: partitions until the session timeout.
+    group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,200}$")
     #: how often faust commits the offsets of what was acked
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
 

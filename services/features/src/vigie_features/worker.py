@@ -148,6 +148,7 @@ class FeaturesWorker:
             broker_session_timeout=settings.kafka.session_timeout_ms / 1000,
             broker_heartbeat_interval=max(settings.kafka.session_timeout_ms / 10_000, 0.5),
             consumer_auto_offset_reset="earliest",
+            consumer_group_instance_id=settings.group_instance_id,
             autodiscover=False,
         )
         app = self.app
