@@ -96,3 +96,18 @@ async def test_versioned_writes_check_their_inputs(redis: RedisStore) -> None:
         await redis.write_versioned("k", {"a": 1}, 2**53)
     with pytest.raises(ValueError, match="reserved"):
         await redis.write_versioned("k", {"_v": 1}, 1)
+
+
+async def test_versioned_writes_survive_a_server_that_lost_its_scripts(redis: RedisStore) -> None:
+    await redis.write_versioned("h", {"x": 1}, version=1)
+    await redis.client.script_flush()  # what a restarted Redis has: no scripts
+
+    written = await redis.write_versioned_many(
+        [VersionedHash("h", {"x": 2}, 2), VersionedHash("g", {"y": 1}, 1)]
+    )
+
+    assert (written.applied, written.stale) == (2, ())
+    assert await redis.read_hashes(["h", "g"]) == {
+        "h": {"x": "2", "_v": "2"},
+        "g": {"y": "1", "_v": "1"},
+    }

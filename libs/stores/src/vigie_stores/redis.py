@@ -95,7 +95,8 @@ class RedisStore(ClosedOnExit):
     def __init__(self, config: RedisConfig, client: aioredis.Redis) -> None:
         self.config = config
         self._client: aioredis.Redis | None = client
-        self._versioned = client.register_script(_VERSIONED_HSET)
+        # run by digest: a pipeline of Script objects asks SCRIPT EXISTS first, every time
+        self._versioned_sha = client.register_script(_VERSIONED_HSET).sha
 
     @classmethod
     async def open(cls, config: RedisConfig) -> Self:
@@ -195,23 +196,34 @@ class RedisStore(ClosedOnExit):
         result = await self.write_versioned_many([VersionedHash(key, fields, version)], ttl=ttl)
         return Outcome.APPLIED if result.applied else Outcome.STALE
 
+    async def _run_versioned(self, commands: Sequence[list[Any]]) -> list[int]:
+        pipe = self.client.pipeline(transaction=False)
+        for args in commands:
+            pipe.evalsha(self._versioned_sha, 1, *args)
+        return cast(list[int], await pipe.execute())
+
     async def write_versioned_many(
         self, items: Sequence[VersionedHash], *, ttl: timedelta | None = None
     ) -> BatchOutcome:
         """Versioned writes of many hashes in one round trip (each one atomic on the server)."""
         expiry = _ttl_ms(self._ttl(ttl))
-        pipe = self.client.pipeline(transaction=False)
+        commands: list[list[Any]] = []
         for item in items:
             if not 0 <= item.version < MAX_VERSION:
                 raise ValueError(f"version {item.version} outside [0, 2**53) for {item.key!r}")
             if self.config.version_field in item.fields:
                 raise ValueError(f"field {self.config.version_field!r} is reserved for versions")
-            args: list[Any] = [self.config.version_field, item.version, expiry]
+            args: list[Any] = [self._key(item.key), self.config.version_field, item.version, expiry]
             for name, value in item.fields.items():
                 args += (name, value)
-            # Script objects load themselves into the server when a pipeline first uses them.
-            await self._versioned(keys=[self._key(item.key)], args=args, client=pipe)
+            commands.append(args)
         with _translated():
-            flags: list[int] = await pipe.execute()
+            try:
+                flags = await self._run_versioned(commands)
+            except rex.NoScriptError:
+                # a restarted or flushed server refuses every command of the batch alike:
+                # load the script, run the batch again
+                await self.client.script_load(_VERSIONED_HSET)
+                flags = await self._run_versioned(commands)
         stale = tuple(item.key for item, ok in zip(items, flags, strict=True) if not ok)
         return BatchOutcome(applied=len(items) - len(stale), stale=stale)

@@ -143,6 +143,7 @@ class FeaturesWorker:
             # request of its own (the worker then spends its time in socket sends)
             producer_linger=settings.kafka.linger_ms / 1000,
             producer_max_batch_size=256 * 1024,
+            producer_compression_type=settings.kafka.compression,
             broker_commit_interval=settings.commit_interval_s,
             # a member killed without leaving holds its partitions until this expires
             broker_session_timeout=settings.kafka.session_timeout_ms / 1000,
