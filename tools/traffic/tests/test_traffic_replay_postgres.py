@@ -121,3 +121,60 @@ def test_a_small_file_replays_into_transactions_and_disputes(
     assert not conn.execute(
         "SELECT 1 FROM customers WHERE external_ref LIKE %s", (f"{prefix}-c%",)
     ).fetchall()
+
+
+def test_an_interrupted_replay_resumes_where_it_stopped(
+    conn: psycopg.Connection[Any], unique: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "tx.csv"
+    source.write_text(FILE, encoding="utf-8")
+    map_path = tmp_path / "run.map.parquet"
+    prefix = f"rs-{unique}"
+    common = ["play", str(source), "--columns", COLUMNS, "--unlimited", "--label-delay-days", "7",
+              "--map", str(map_path), "--batch-size", "1"]  # fmt: skip
+    try:
+        # the first run stops after two transactions (as a Ctrl-C or a killed process would)
+        assert main([*common, "--ref-prefix", prefix, "--max-transactions", "2"]) == 0
+        first = {
+            r["file_transaction_id"]: r["transaction_id"]
+            for r in pq.read_table(map_path).to_pylist()
+        }
+        assert first["f1"] is not None and first["f2"] is not None and first["f3"] is None
+        # a second run without --resume would write the world again: refused
+        assert main([*common, "--ref-prefix", prefix]) == 2
+        assert "--resume it" in capsys.readouterr().err
+
+        assert main([*common, "--resume"]) == 0
+
+        rows = pq.read_table(map_path).to_pylist()
+        by_file = {r["file_transaction_id"]: r["transaction_id"] for r in rows}
+        assert by_file["f1"] == first["f1"] and by_file["f2"] == first["f2"]
+        assert all(by_file.values())
+        ids = [int(i) for i in by_file.values()]
+        world = _run_ids(conn, prefix)
+        in_db = conn.execute(
+            "SELECT id FROM transactions WHERE customer_id = ANY(%s) ORDER BY id",
+            (world.customers,),
+        ).fetchall()
+        assert sorted(ids) == [r[0] for r in in_db]  # each file row written once
+        disputed = conn.execute(
+            "SELECT transaction_id FROM disputes WHERE transaction_id = ANY(%s) ORDER BY 1", (ids,)
+        ).fetchall()
+        assert [r[0] for r in disputed] == sorted([int(by_file["f2"]), int(by_file["f3"])])
+
+        # resuming a finished run writes nothing more
+        assert main([*common, "--resume"]) == 0
+        assert "0 + 4 written before" in capsys.readouterr().out
+        assert conn.execute(
+            "SELECT count(*) FROM disputes WHERE transaction_id = ANY(%s)", (ids,)
+        ).fetchone() == (2,)
+
+        # another file on this world is refused, and the map is left as it was
+        other = tmp_path / "other.csv"
+        other.write_text(FILE.replace("12.34", "12.35"), encoding="utf-8")
+        before = map_path.read_bytes()
+        assert main(["play", str(other), *common[2:], "--resume"]) == 2
+        assert "not the same" in capsys.readouterr().err
+        assert map_path.read_bytes() == before
+    finally:
+        delete_run(conn, _run_ids(conn, prefix))

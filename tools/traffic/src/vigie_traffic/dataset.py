@@ -337,4 +337,3 @@ def write_simulated(sim: Simulator, out: Path) -> tuple[int, int]:
         writer.close()
     tmp.replace(out)  # a reader never sees half a file
     return n, frauds
-

@@ -14,8 +14,9 @@ run stopped early by ``--max-transactions`` or Ctrl-C never writes the later one
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,14 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from vigie_traffic.dataset import ObjectArray, Transactions, replay_days
 from vigie_traffic.plan import ActionConfig, Timeline, TxWrite, World, actions, build_world
 from vigie_traffic.simulator import Day
-from vigie_traffic.writer import ActionWriter, RunStats, WorldIds, write_world
+from vigie_traffic.writer import (
+    ActionWriter,
+    ResumeMismatch,
+    RunStats,
+    WorldIds,
+    write_world,
+    written_rows,
+)
 
 MAP_SCHEMA = pa.schema(
     [
@@ -46,6 +54,7 @@ MAP_SCHEMA = pa.schema(
 
 @dataclass(frozen=True, slots=True)
 class ReplayPlan:
+    ref_prefix: str
     world: World
     timeline: Timeline
     config: ActionConfig
@@ -75,7 +84,14 @@ def plan_replay(
     )
     timeline = Timeline(start=days.start, end_s=None, seed=timeline_seed)
     config = ActionConfig(label_delay=label_delay, decline_share=0.0, refund_share=0.0)
-    return ReplayPlan(world=world, timeline=timeline, config=config, replay=tx, days=days.days)
+    return ReplayPlan(
+        ref_prefix=ref_prefix,
+        world=world,
+        timeline=timeline,
+        config=config,
+        replay=tx,
+        days=days.days,
+    )
 
 
 class VigieIds:
@@ -93,19 +109,63 @@ class VigieIds:
         return int(sum(i is not None for i in self.ids))
 
 
+def world_path(map_path: Path) -> Path:
+    """Beside the map: ``run.map.parquet`` -> ``run.map.world.json`` (what ``--resume`` needs)."""
+    return map_path.with_suffix(".world.json")
+
+
+def save_world(path: Path, ref_prefix: str, ids: WorldIds) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"ref_prefix": ref_prefix, **asdict(ids)}), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_world(path: Path) -> tuple[str, WorldIds]:
+    """The ref prefix and database ids of a run's world; raises ValueError on a bad file."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        ids = WorldIds(**{k: [int(i) for i in raw[k]] for k in asdict(WorldIds([], [], [], []))})
+        return str(raw["ref_prefix"]), ids
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a replay world: {exc}") from exc
+
+
 def play(
     conn: psycopg.Connection[Any],
     plan: ReplayPlan,
     ids: VigieIds,
     *,
     rate: float | None,
+    world_file: Path,
+    resume: bool = False,
     batch_size: int = 50,
     max_transactions: int | None = None,
     progress: Callable[[RunStats], None] | None = None,
 ) -> tuple[WorldIds, ActionWriter]:
-    """Writes the world, then the transactions and disputes; ``ids`` fills as batches commit
-    (an interrupt leaves it true to what is in the database)."""
-    world_ids = write_world(conn, plan.world)
+    """Writes the world (its ids to ``world_file``), then the transactions and disputes; ``ids``
+    fills as batches commit (an interrupt leaves it true to what is in the database). With
+    ``resume``, the world is ``world_file``'s and what an earlier run of the same plan wrote is
+    skipped (checked row by row: ``ResumeMismatch`` when the database holds other rows)."""
+    written = None
+    if resume:
+        _, world_ids = load_world(world_file)
+        sizes = (len(world_ids.customers), len(world_ids.terminals), len(world_ids.cards))
+        planned = (len(plan.world.customers), len(plan.world.terminals), len(plan.world.cards))
+        if sizes != planned:
+            raise ResumeMismatch(
+                f"{world_file}: a world of {sizes} (customers, terminals, cards), the file's is "
+                f"{planned}: not the same file"
+            )
+        written = written_rows(conn, world_ids)
+        if len(written.transactions) > len(plan.replay):
+            raise ResumeMismatch(
+                f"the database holds {len(written.transactions)} transactions of this world, "
+                f"the file {len(plan.replay)}: not the same file"
+            )
+    else:
+        world_ids = write_world(conn, plan.world)
+        save_world(world_file, plan.ref_prefix, world_ids)
     writer = ActionWriter(
         conn,
         plan.world,
@@ -115,7 +175,7 @@ def play(
         on_written=ids.record,
     )
     stream = actions(plan.world, plan.days, plan.timeline, plan.config)
-    writer.run(stream, max_transactions=max_transactions, progress=progress)
+    writer.run(stream, max_transactions=max_transactions, progress=progress, written=written)
     return world_ids, writer
 
 

@@ -3,7 +3,8 @@ platform scored it.
 
 - ``vigie-replay simulate OUT.parquet --days 183``: the simulator's default stream as a file;
 - ``vigie-replay play FILE --rate 200``: the file's transactions written in time order, each fraud
-  label a dispute ``--label-delay-days`` later; writes the map, and the rejects beside it;
+  label a dispute ``--label-delay-days`` later; writes the map, and the rejects and the world's
+  ids beside it; ``--resume`` continues an interrupted run (same file, map, seed and delay);
 - ``vigie-replay report --map MAP.parquet --out REPORT.md``: scores from ``fraud.scores`` against
   the labels, per day and over the period.
 """
@@ -25,11 +26,20 @@ from vigie_contracts.topics import FRAUD_SCORES
 from vigie_localstack.settings import StackSettings
 from vigie_runtime.settings import KafkaSettings
 from vigie_traffic.dataset import ColumnMap, ReplayInputError, load, write_simulated
-from vigie_traffic.replay import VigieIds, map_table, plan_replay, play, rejects_path, write_map
+from vigie_traffic.replay import (
+    VigieIds,
+    load_world,
+    map_table,
+    plan_replay,
+    play,
+    rejects_path,
+    world_path,
+    write_map,
+)
 from vigie_traffic.report import build_report, read_map, render
 from vigie_traffic.scores import ScoresTopicMissing, read_scores
 from vigie_traffic.simulator import SimConfig, Simulator
-from vigie_traffic.writer import RunStats, WorldIds, delete_run
+from vigie_traffic.writer import ResumeMismatch, RunStats, WorldIds, delete_run
 
 PROG = "vigie-replay"
 
@@ -75,6 +85,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     pl.add_argument("--max-transactions", type=int, default=None)
     pl.add_argument("--ref-prefix", default=None, help="customers.external_ref prefix")
     pl.add_argument("--cleanup", action="store_true", help="delete the run's rows when it ends")
+    pl.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run of --map: its world, what it wrote skipped",
+    )
 
     rp = sub.add_parser("report", help="the platform's scores against the map's labels")
     rp.add_argument("--map", type=Path, required=True)
@@ -121,6 +136,15 @@ def play_file(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         return _fail("--batch-size must be at least 1")
     map_path: Path = args.map or args.file.with_suffix(".map.parquet")
+    world_file = world_path(map_path)
+    prefix = args.ref_prefix or f"replay-{secrets.token_hex(3)}"
+    if args.resume:
+        try:
+            prefix, _ = load_world(world_file)
+        except ValueError as exc:
+            return _fail(f"--resume: {exc}")
+    elif world_file.exists():
+        return _fail(f"{world_file}: a run wrote this map's world: --resume it, or choose a --map")
     try:
         loaded = load(args.file, args.columns)
     except ReplayInputError as exc:
@@ -137,7 +161,6 @@ def play_file(args: argparse.Namespace) -> int:
         flush=True,
     )
     delay = timedelta(days=args.label_delay_days)
-    prefix = args.ref_prefix or f"replay-{secrets.token_hex(3)}"
     plan = plan_replay(tx, prefix, seed=args.seed, label_delay=delay)
     print(
         f"world: {len(plan.world.customers)} customers, {len(plan.world.terminals)} terminals, "
@@ -148,6 +171,7 @@ def play_file(args: argparse.Namespace) -> int:
     ids = VigieIds(len(tx))
     settings = StackSettings()
     world_ids: WorldIds | None = None
+    mismatch: ResumeMismatch | None = None
     with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
         try:
             world_ids, writer = play(
@@ -155,6 +179,8 @@ def play_file(args: argparse.Namespace) -> int:
                 plan,
                 ids,
                 rate=None if args.unlimited else args.rate,
+                world_file=world_file,
+                resume=args.resume,
                 batch_size=args.batch_size,
                 max_transactions=args.max_transactions,
                 progress=_progress,
@@ -163,14 +189,17 @@ def play_file(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             # Batches are whole database transactions: the map says exactly what was written.
             print("interrupted", flush=True)
+        except ResumeMismatch as exc:
+            mismatch = exc  # nothing written: the earlier run's map stays as it is
         finally:
-            write_map(map_path, map_table(tx, ids.ids, delay))
-            print(
-                f"map: {map_path} ({ids.written} of {len(tx)} rows replayed)",
-                flush=True,
-            )
+            if mismatch is None:
+                write_map(map_path, map_table(tx, ids.ids, delay))
+                print(f"map: {map_path} ({ids.written} of {len(tx)} rows replayed)", flush=True)
+        if mismatch is not None:
+            return _fail(f"--resume: {mismatch}")
         if args.cleanup and world_ids is not None:
             delete_run(conn, world_ids)
+            world_file.unlink(missing_ok=True)
             print("rows of the run deleted", flush=True)
     return 0
 

@@ -60,10 +60,46 @@ class WorldIds:
     cards: list[int]
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What an earlier run of the same actions committed, read back from the database: the ids
+    of its transactions in insertion order (one writer, identity ids: the stream's order) with
+    what identifies each (customer id, amount, event time), and the transactions that already
+    have their dispute or refund."""
+
+    transactions: Sequence[tuple[int, int, Decimal, datetime]]
+    followed_up: frozenset[int]
+
+
+def written_rows(conn: psycopg.Connection[Any], ids: WorldIds) -> Written:
+    """The rows an earlier run of the world ``ids`` wrote (see ``Written``)."""
+    of_run = "SELECT id FROM transactions WHERE customer_id = ANY(%s)"
+    rows = conn.execute(
+        "SELECT id, customer_id, amount, occurred_at FROM transactions"
+        " WHERE customer_id = ANY(%s) ORDER BY id",
+        (ids.customers,),
+    ).fetchall()
+    followed = conn.execute(
+        f"SELECT transaction_id FROM disputes WHERE transaction_id IN ({of_run})"  # noqa: S608 - constant SQL
+        f" UNION SELECT transaction_id FROM refunds WHERE transaction_id IN ({of_run})",
+        (ids.customers, ids.customers),
+    ).fetchall()
+    return Written(
+        transactions=[(int(r[0]), int(r[1]), r[2], r[3]) for r in rows],
+        followed_up=frozenset(int(r[0]) for r in followed),
+    )
+
+
+class ResumeMismatch(ValueError):
+    """The database holds rows of the world that are not this stream's."""
+
+
 @dataclass(slots=True)
 class RunStats:
     transactions: int = 0
     declined: int = 0
+    #: transactions (and their disputes and refunds) an earlier run had written: skipped
+    resumed: int = 0
     disputes: int = 0
     refunds: int = 0
     elapsed_s: float = 0.0
@@ -75,8 +111,9 @@ class RunStats:
 
     def summary(self) -> str:
         at = self.simulated_at.isoformat(timespec="seconds") if self.simulated_at else "-"
+        earlier = f" + {self.resumed} written before" if self.resumed else ""
         return (
-            f"simulated {at}  tx {self.transactions} (declined {self.declined})  "
+            f"simulated {at}  tx {self.transactions}{earlier} (declined {self.declined})  "
             f"disputes {self.disputes}  refunds {self.refunds}  "
             f"{self.rate:.1f} tx/s over {self.elapsed_s:.1f} s"
         )
@@ -186,17 +223,36 @@ class ActionWriter:
         max_transactions: int | None = None,
         progress: Callable[[RunStats], None] | None = None,
         progress_every_s: float = 5.0,
+        written: Written | None = None,
     ) -> RunStats:
+        """Writes ``actions``; with ``written`` (an interrupted run of the same actions), the
+        transactions, disputes and refunds it committed are skipped and the rest written: the
+        stream resumes where it stopped. ``max_transactions`` counts new transactions."""
         started = self._clock()
         last_report = started
         pending = _Pending()
         queued_tx = 0
+        earlier = written.transactions if written is not None else ()
+        followed_up = written.followed_up if written is not None else frozenset()
+        seen_tx = 0
+        adopted: list[tuple[TxWrite, int]] = []
         for action in actions:
             if isinstance(action, TxWrite):
+                if seen_tx < len(earlier):
+                    adopted.append((action, self._adopt(action, earlier[seen_tx])))
+                    seen_tx += 1
+                    if seen_tx == len(earlier) and self._on_written is not None:
+                        # the earlier run's rows, for the caller's map
+                        self._on_written([a for a, _ in adopted], [i for _, i in adopted])
+                    continue
+                seen_tx += 1
                 if max_transactions is not None and queued_tx >= max_transactions:
                     break
                 queued_tx += 1
                 pending.txs.append(action)
+            elif self._tx_ids.get(action.tx) in followed_up:
+                del self._tx_ids[action.tx]  # written before the interruption
+                continue
             elif isinstance(action, DisputeWrite):
                 pending.disputes.append(action)
             else:
@@ -208,8 +264,28 @@ class ActionWriter:
                 if progress is not None and now - last_report >= progress_every_s:
                     last_report = now
                     progress(self.stats)
+        if seen_tx < len(earlier):
+            raise ResumeMismatch(
+                f"the database holds {len(earlier)} transactions of this world, the stream only "
+                f"{seen_tx}: not the same file, seed or label delay"
+            )
         self._flush(pending, started)
         return self.stats
+
+    def _adopt(self, action: TxWrite, row: tuple[int, int, Decimal, datetime]) -> int:
+        """The earlier run's row of ``action``, checked to be that very transaction."""
+        db_id, customer_id, amount, occurred_at = row
+        expected = (self._ids.customers[action.customer], cents(action.amount_cents), action.at)
+        if (customer_id, amount, occurred_at) != expected:
+            raise ResumeMismatch(
+                f"transaction {db_id} of the database is (customer {customer_id}, {amount}, "
+                f"{occurred_at.isoformat()}), the stream's is (customer {expected[0]}, "
+                f"{expected[1]}, {expected[2].isoformat()}): not the same file, seed or world"
+            )
+        if action.follow_up:
+            self._tx_ids[action.tx] = db_id
+        self.stats.resumed += 1
+        return db_id
 
     def _flush(self, pending: _Pending, started: float) -> None:
         if not pending:
