@@ -11,7 +11,7 @@ On fresh topics and a fresh Redis key prefix of the running local stack (removed
       fed the same way. Every --probe-every-th transaction belongs to a new customer and a new
       terminal: the first appearance of ``feat:customer:<id>`` is "the customer's features are
       visible" (one hop: transactions → customers agent → Redis), of ``feat:terminal:<id>`` the
-      terminal's (two hops: → customers → repartition topic → terminals agent → Redis). Both
+      terminal's (two hops: → customers → repartition topic → merchants agent → Redis). Both
       paths are polled alike: one pipelined EXISTS of the pending probe keys every 5 ms;
       latency = first seen − send time. The other transactions go to --customers customers and
       --terminals terminals (merchant = terminal // 4), so states have history;

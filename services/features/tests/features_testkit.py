@@ -60,7 +60,6 @@ def settings(
         labels_topic=f"t-{unique}-labels",
         sessions_topic=f"t-{unique}-sessions",
         customer_events_topic=f"t-{unique}-customer-events",
-        terminal_events_topic=f"t-{unique}-terminal-events",
         merchant_events_topic=f"t-{unique}-merchant-events",
         partitions=PARTITIONS,
         data_dir=data_dir,
@@ -87,7 +86,6 @@ def env_of(s: FeaturesSettings) -> dict[str, str]:
         f"{p}LABELS_TOPIC": s.labels_topic,
         f"{p}SESSIONS_TOPIC": s.sessions_topic,
         f"{p}CUSTOMER_EVENTS_TOPIC": s.customer_events_topic,
-        f"{p}TERMINAL_EVENTS_TOPIC": s.terminal_events_topic,
         f"{p}MERCHANT_EVENTS_TOPIC": s.merchant_events_topic,
         f"{p}PARTITIONS": str(s.partitions),
         f"{p}DATA_DIR": str(s.data_dir),
@@ -310,7 +308,6 @@ async def caught_up(s: FeaturesSettings) -> bool:
         s.labels_topic,
         s.sessions_topic,
         s.customer_events_topic,
-        s.terminal_events_topic,
         s.merchant_events_topic,
     ]
     consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka.bootstrap_servers)

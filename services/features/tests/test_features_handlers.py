@@ -12,16 +12,20 @@ from vigie_contracts.events.features import EntityType
 from vigie_contracts.events.fraud import LabelSource, LabelValue
 from vigie_contracts.events.payments import Channel, TransactionStatus
 from vigie_features.handlers import (
+    Forward,
     HeldLabels,
     Ignored,
     Kind,
     LookupError_,
     Routed,
+    decode_forward,
     decode_internal,
     decode_source,
     describe,
+    encode_forward,
     encode_internal,
     on_customer_event,
+    on_forward,
     parse_entity_type,
     route_of,
     select,
@@ -94,20 +98,44 @@ def test_internal_messages_round_trip() -> None:
         decode_internal(b'{"f": 1, "k": "tx", "c": "C1"}')
 
 
+def test_forwards_round_trip_with_their_terminal() -> None:
+    for event in (_tx(1, T0), _label("tx1")):
+        routed = decode_source(_raw(event))
+        assert isinstance(routed, Routed)
+        forward = Forward("M1", "T0", routed)
+        assert decode_forward(encode_forward(forward), "M1") == forward
+    plain = encode_internal(Routed(TxFact.from_event(_tx(1, T0)), "C1"))
+    with pytest.raises(DecodeError, match="terminal"):
+        decode_forward(plain, "M1")  # a message of the customer topic is no forward
+    with pytest.raises(DecodeError, match="merchant"):
+        decode_forward(encode_forward(Forward("M1", "T0", decode_internal(plain))), "")
+
+
+def test_a_forward_updates_the_terminal_then_the_merchant() -> None:
+    tx = Routed(TxFact.from_event(_tx(8, T0)), "C1")
+    terminal, merchant = EntityState(EntityType.TERMINAL), EntityState(EntityType.MERCHANT)
+    step = on_forward(Forward("M1", "T0", tx), terminal, merchant)
+    assert [(t.entity_type, t.entity_id, t.changed) for t in step.touched] == [
+        (EntityType.TERMINAL, "T0", True), (EntityType.MERCHANT, "M1", True)
+    ]
+    assert terminal.ids == merchant.ids == ["tx8"]
+    again = on_forward(Forward("M1", "T0", tx), terminal, merchant)
+    assert [t.changed for t in again.touched] == [False, False]
+    label = Routed(LabelFact("tx8", True, T0 + timedelta(days=7)), "C1")
+    labelled = on_forward(Forward("M1", "T0", label), terminal, merchant)
+    assert [t.changed for t in labelled.touched] == [True, True]
+
+
 def test_label_goes_to_the_terminal_and_merchant_of_its_transaction() -> None:
     customer = EntityState(EntityType.CUSTOMER)
     card = EntityState(EntityType.CARD)
     tx = Routed(TxFact.from_event(_tx(4, T0)), "C1")
     step = on_customer_event(tx, customer, card, HeldLabels(), timedelta(days=1))
-    assert [(f.entity_type, f.key) for f in step.forwards] == [
-        (EntityType.TERMINAL, "T0"), (EntityType.MERCHANT, "M1")
-    ]
+    assert [(f.merchant_id, f.terminal_id) for f in step.forwards] == [("M1", "T0")]
     assert route_of(customer, "tx4") == ("T0", "M1")
     label = Routed(LabelFact("tx4", True, T0 + timedelta(days=7)), "C1")
     step = on_customer_event(label, customer, None, HeldLabels(), timedelta(days=1))
-    assert [(f.entity_type, f.key, f.routed) for f in step.forwards] == [
-        (EntityType.TERMINAL, "T0", label), (EntityType.MERCHANT, "M1", label)
-    ]
+    assert step.forwards == [Forward("M1", "T0", label)]
 
 
 def test_a_label_before_its_transaction_is_held_then_forwarded() -> None:
@@ -119,7 +147,7 @@ def test_a_label_before_its_transaction_is_held_then_forwarded() -> None:
     held = HeldLabels.from_bytes(held.to_bytes())
     tx = Routed(TxFact.from_event(_tx(5, T0)), "C1")
     step = on_customer_event(tx, customer, None, held, timedelta(days=1))
-    assert [f.routed.kind for f in step.forwards] == [Kind.TX, Kind.TX, Kind.LABEL, Kind.LABEL]
+    assert [f.routed.kind for f in step.forwards] == [Kind.TX, Kind.LABEL]
     assert not held
 
 
@@ -130,7 +158,7 @@ def test_duplicates_are_forwarded_but_do_not_change_the_state() -> None:
     version = customer.version
     step = on_customer_event(tx, customer, None, HeldLabels(), timedelta(days=1))
     assert customer.version == version
-    assert [t.changed for t in step.touched] == [False] and len(step.forwards) == 2
+    assert [t.changed for t in step.touched] == [False] and len(step.forwards) == 1
 
 
 def test_too_late_events_are_reported_not_applied() -> None:

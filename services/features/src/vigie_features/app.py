@@ -63,7 +63,6 @@ async def ensure_topics(settings: FeaturesSettings) -> None:
             NewTopic(name, settings.partitions, settings.replication_factor)
             for name in (
                 settings.customer_events_topic,
-                settings.terminal_events_topic,
                 settings.merchant_events_topic,
             )
             if name not in existing

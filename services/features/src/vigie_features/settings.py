@@ -34,9 +34,8 @@ class FeaturesSettings(ServiceSettings):
     labels_topic: str = Field(default=FRAUD_LABELS.name, pattern=_TOPIC)
     sessions_topic: str = Field(default=CLICKSTREAM_SESSIONS.name, pattern=_TOPIC)
     #: internal topics (the worker creates them): refunds, labels and sessions re-keyed by
-    #: customer; transactions and labels re-keyed by terminal and by merchant
+    #: customer; transactions and labels re-keyed by merchant (its terminals' states live there)
     customer_events_topic: str = Field(default="features-customer-events", pattern=_TOPIC)
-    terminal_events_topic: str = Field(default="features-terminal-events", pattern=_TOPIC)
     merchant_events_topic: str = Field(default="features-merchant-events", pattern=_TOPIC)
     #: partitions of the internal topics and tables: the transactions topic's, so a customer's
     #: re-keyed events land on the partition (and the worker) that holds its state
@@ -76,7 +75,6 @@ class FeaturesSettings(ServiceSettings):
             self.labels_topic,
             self.sessions_topic,
             self.customer_events_topic,
-            self.terminal_events_topic,
             self.merchant_events_topic,
         ]
         if len(set(names)) != len(names):

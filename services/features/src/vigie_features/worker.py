@@ -6,12 +6,13 @@ Topology (every table and internal topic has the transactions topic's partition 
     fraud.labels ─────┼─ route ─► features-customer-events (key: customer_id) ─┐
     clickstream.sessions ┘                                                     │
     payments.transactions (key: customer_id) ──────────────────────────────────┴► customers
-        customers: customer + card states; forwards transactions and fraud labels ─┬► terminals
-                                                                                    └► merchants
+        customers: customer + card states; forwards transactions and fraud labels
+        ─► features-merchant-events (key: merchant_id) ─► merchants: merchant + terminal states
 
 A table key is always updated from the same partition number (co-partitioned topics, same
-murmur2 partitioner as every vigie producer), so faust's per-partition changelog and RocksDB
-stay consistent and a restarted worker recovers each partition's states from Kafka.
+murmur2 partitioner as every vigie producer; a card lives with its customer, a terminal with its
+merchant), so faust's per-partition changelog and RocksDB stay consistent and a restarted worker
+recovers each partition's states from Kafka.
 
 Events are acknowledged only once the hashes they changed are in Redis (``FeatureSink``), and
 faust commits only acknowledged offsets, after flushing what was produced (changelogs and
@@ -49,13 +50,15 @@ from .handlers import (
     Kind,
     Routed,
     Step,
+    decode_forward,
     decode_internal,
     decode_source,
+    encode_forward,
     encode_internal,
     event_time_of,
     hash_fields,
     on_customer_event,
-    on_entity_event,
+    on_forward,
 )
 from .settings import FeaturesSettings
 from .status import FeatureMetrics, WorkerStatus
@@ -162,7 +165,6 @@ class FeaturesWorker:
             return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
         self.routed_topic = topic(settings.customer_events_topic)
-        self.terminal_topic = topic(settings.terminal_events_topic)
         self.merchant_topic = topic(settings.merchant_events_topic)
         sources = topic(settings.refunds_topic, settings.labels_topic, settings.sessions_topic)
         customer_inputs = topic(settings.transactions_topic, settings.customer_events_topic)
@@ -175,7 +177,10 @@ class FeaturesWorker:
         self.tables: dict[EntityType, Any] = {
             EntityType.CUSTOMER: table("customers", "EntityState of each customer"),
             EntityType.CARD: table("cards", "EntityState of each card (by token)"),
-            EntityType.TERMINAL: table("terminals", "EntityState of each terminal"),
+            # on its merchant's partition (the table of the per-terminal layout was "terminals")
+            EntityType.TERMINAL: table(
+                "merchant-terminals", "EntityState of each terminal, with its merchant's"
+            ),
             EntityType.MERCHANT: table("merchants", "EntityState of each merchant"),
         }
         self.held = table("held-labels", "fraud labels waiting for their transaction, by customer")
@@ -184,8 +189,7 @@ class FeaturesWorker:
         agents: list[tuple[Any, str, Callable[[StreamT[bytes]], Any]]] = [
             (sources, "route", self._route_agent),
             (customer_inputs, "customers", self._customer_agent),
-            (self.terminal_topic, "terminals", self._entity_agent(EntityType.TERMINAL)),
-            (self.merchant_topic, "merchants", self._entity_agent(EntityType.MERCHANT)),
+            (self.merchant_topic, "merchants", self._merchant_agent),
         ]
         for channel, name, fun in agents:
             app.agent(channel, name=name)(self._supervised(name, fun))
@@ -193,7 +197,7 @@ class FeaturesWorker:
     @property
     def internal_topics(self) -> list[str]:
         s = self.settings
-        return [s.customer_events_topic, s.terminal_events_topic, s.merchant_events_topic]
+        return [s.customer_events_topic, s.merchant_events_topic]
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -277,36 +281,27 @@ class FeaturesWorker:
                     else:
                         self.held[held_key] = after
             for forward in step.forwards:
-                topic = (
-                    self.terminal_topic
-                    if forward.entity_type is EntityType.TERMINAL
-                    else self.merchant_topic
+                await self._send(
+                    self.merchant_topic, forward.merchant_id, encode_forward(forward), span
                 )
-                await self._send(topic, forward.key, encode_internal(forward.routed), span)
             await self._finish(stream, event, step, message, decoded)
 
-    def _entity_agent(
-        self, entity_type: EntityType
-    ) -> Callable[[StreamT[bytes]], Any]:
-        async def agent(stream: StreamT[bytes]) -> None:
-            manual = _manual_acks(stream)
-            async for event in manual.events():
-                message = event.message
-                self._count_consumed(message.topic)
-                with self._span(message):
-                    try:
-                        routed = decode_internal(event.value)
-                    except BAD_INPUT as exc:
-                        await self._dead_letter(event, exc)
-                        await manual.ack(event)
-                        continue
-                    entity_id = (event.key or b"").decode()
-                    state = self._load(entity_type, entity_id)
-                    step = on_entity_event(entity_type, entity_id, state, routed)
-                    await self._finish(manual, event, step, message, routed)
-
-        agent.__name__ = f"{entity_type.value}_agent"
-        return agent
+    async def _merchant_agent(self, stream: StreamT[bytes]) -> None:
+        manual = _manual_acks(stream)
+        async for event in manual.events():
+            message = event.message
+            self._count_consumed(message.topic)
+            with self._span(message):
+                try:
+                    forward = decode_forward(event.value, (event.key or b"").decode())
+                except BAD_INPUT as exc:
+                    await self._dead_letter(event, exc)
+                    await manual.ack(event)
+                    continue
+                terminal = self._load(EntityType.TERMINAL, forward.terminal_id)
+                merchant = self._load(EntityType.MERCHANT, forward.merchant_id)
+                step = on_forward(forward, terminal, merchant)
+                await self._finish(manual, event, step, message, forward.routed)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -422,8 +417,11 @@ class FeaturesWorker:
             headers=tuple(_headers(m.headers)),
             value=None,
         )
-        _log.warning("dead-lettering a record", position=f"{m.topic}:{m.partition}:{m.offset}",
-                     error=str(error))
+        _log.warning(
+            "dead-lettering a record",
+            position=f"{m.topic}:{m.partition}:{m.offset}",
+            error=str(error),
+        )
         await self.dead_letters.publish([(message, error)])
         self.status.dead_lettered[m.topic] += 1
 

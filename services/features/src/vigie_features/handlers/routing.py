@@ -2,7 +2,8 @@
 
 Source topics carry vigie Avro envelopes; the worker turns them into the featureset's facts.
 Refunds, labels and sessions are re-keyed by customer (the partition that holds the customer's
-state); transactions and fraud labels then go on to the terminal's and the merchant's states.
+state); transactions and fraud labels then go on to the merchant's partition (``Forward``), which
+holds the states of the merchant and of its terminals.
 The re-keyed messages are this service's own compact JSON, never read by anyone else.
 """
 
@@ -48,6 +49,15 @@ class Routed:
     @property
     def kind(self) -> Kind:
         return kind_of(self.fact)
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A fact for the states of a merchant and of its terminal (on the merchant's partition)."""
+
+    merchant_id: str
+    terminal_id: str
+    routed: Routed
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,17 @@ def decode_source(value: bytes | None) -> Routed | Ignored:
 
 
 def encode_internal(routed: Routed) -> bytes:
+    return orjson.dumps(_body(routed))
+
+
+def encode_forward(forward: Forward) -> bytes:
+    """``encode_internal`` of the fact, with the terminal it is for (a label names none)."""
+    body = _body(forward.routed)
+    body["ft"] = forward.terminal_id
+    return orjson.dumps(body)
+
+
+def _body(routed: Routed) -> dict[str, Any]:
     fact = routed.fact
     body: dict[str, Any] = {"f": FORMAT, "k": routed.kind.value, "c": routed.customer_id}
     if isinstance(fact, TxFact):
@@ -136,22 +157,47 @@ def encode_internal(routed: Routed) -> bytes:
         body.update(id=fact.transaction_id, fraud=fact.fraud, at=to_us(fact.labelled_at))
     elif isinstance(fact, RefundFact):
         body.update(
-            id=fact.refund_id, tx=fact.transaction_id, a=fact.amount_minor,
+            id=fact.refund_id,
+            tx=fact.transaction_id,
+            a=fact.amount_minor,
             at=to_us(fact.created_at),
         )
     else:
         body.update(id=fact.session_id, n=fact.failed_logins, at=to_us(fact.ended_at))
-    return orjson.dumps(body)
+    return body
 
 
 def decode_internal(value: bytes | None) -> Routed:
     """The inverse of ``encode_internal``; raises ``DecodeError`` on anything else."""
+    return _routed(_load(value))
+
+
+def decode_forward(value: bytes | None, merchant_id: str) -> Forward:
+    """The inverse of ``encode_forward`` (``merchant_id``: the record's key); raises
+    ``DecodeError`` on anything else."""
+    body = _load(value)
+    terminal = body.get("ft")
+    if not isinstance(terminal, str) or not terminal:
+        raise DecodeError("internal features forward without its terminal")
+    if not merchant_id:
+        raise DecodeError("internal features forward without its merchant (the record key)")
+    return Forward(merchant_id, terminal, _routed(body))
+
+
+def _load(value: bytes | None) -> dict[str, Any]:
     if value is None:
         raise DecodeError("tombstone on an internal features topic")
     try:
         body = orjson.loads(value)
-        if not isinstance(body, dict) or body.get("f") != FORMAT:
-            raise DecodeError("not an internal features message of a known format")
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"corrupt internal features message: {exc}") from exc
+    if not isinstance(body, dict) or body.get("f") != FORMAT:
+        raise DecodeError("not an internal features message of a known format")
+    return body
+
+
+def _routed(body: dict[str, Any]) -> Routed:
+    try:
         kind = Kind(body["k"])
         customer = str(body["c"])
         at = from_us(int(body["at"]))
@@ -173,9 +219,7 @@ def decode_internal(value: bytes | None) -> Routed:
             fact = RefundFact(str(body["id"]), str(body["tx"]), customer, at, int(body["a"]))
         else:
             fact = SessionFact(str(body["id"]), customer, at, int(body["n"]))
-    except DecodeError:
-        raise
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         why = f"{type(exc).__name__}: {exc}"
         raise DecodeError(f"corrupt internal features message: {why}") from exc
     return Routed(fact, customer)

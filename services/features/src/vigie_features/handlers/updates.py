@@ -2,9 +2,11 @@
 
 The customer's partition sees every transaction, refund, session and fraud label of the
 customer. It updates the customer's (and the card's) state and forwards transactions and fraud
-labels to the terminal's and the merchant's states, which live on other partitions. A label
-needs the terminal and merchant of its transaction: the customer's state knows them. A label that
-arrives before its transaction is held (in ``HeldLabels``) until the transaction comes.
+labels, once each, to the merchant's partition, which holds the merchant's state and the states
+of the merchant's terminals (a terminal belongs to one merchant: one forward updates both, where
+a partition per terminal would take a second message). A label needs the terminal and merchant of
+its transaction: the customer's state knows them. A label that arrives before its transaction is
+held (in ``HeldLabels``) until the transaction comes.
 
 Everything is forwarded even when it is a duplicate here: after a crash the state may already
 hold an event whose forwards were lost; the receiving state drops what it already has.
@@ -34,16 +36,7 @@ from vigie_featureset import (
     to_us,
 )
 
-from .routing import Fact, Routed
-
-
-@dataclass(frozen=True, slots=True)
-class Forward:
-    """A fact for the state of another entity (on the partition of ``key``)."""
-
-    entity_type: EntityType
-    key: str
-    routed: Routed
+from .routing import Fact, Forward, Routed
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +151,8 @@ def _apply(
     step.touched.append(Touched(entity_type, entity_id, state, changed))
 
 
-def _forward_both(step: Step, terminal: str, merchant: str, routed: Routed) -> None:
-    step.forwards.append(Forward(EntityType.TERMINAL, terminal, routed))
-    step.forwards.append(Forward(EntityType.MERCHANT, merchant, routed))
+def _forward(step: Step, terminal: str, merchant: str, routed: Routed) -> None:
+    step.forwards.append(Forward(merchant, terminal, routed))
 
 
 def on_customer_event(
@@ -179,14 +171,14 @@ def on_customer_event(
         _apply(step, EntityType.CUSTOMER, cid, customer, fact)
         if card is not None and fact.has_card:
             _apply(step, EntityType.CARD, fact.card_token or "", card, fact)
-        _forward_both(step, fact.terminal_id, fact.merchant_id, routed)
+        _forward(step, fact.terminal_id, fact.merchant_id, routed)
         label = held.take(fact.transaction_id)
         if label is not None:
-            _forward_both(step, fact.terminal_id, fact.merchant_id, Routed(label, cid))
+            _forward(step, fact.terminal_id, fact.merchant_id, Routed(label, cid))
     elif isinstance(fact, LabelFact):
         where = route_of(customer, fact.transaction_id)
         if where is not None:
-            _forward_both(step, where[0], where[1], routed)
+            _forward(step, where[0], where[1], routed)
         elif fact.fraud:
             held.hold(fact)
     else:
@@ -197,12 +189,12 @@ def on_customer_event(
     return step
 
 
-def on_entity_event(
-    entity_type: EntityType, entity_id: str, state: EntityState, routed: Routed
-) -> Step:
-    """A forwarded transaction or label on the terminal's or merchant's partition."""
+def on_forward(forward: Forward, terminal: EntityState, merchant: EntityState) -> Step:
+    """A forwarded transaction or label on the merchant's partition: the terminal's state, then
+    the merchant's."""
     step = Step()
-    _apply(step, entity_type, entity_id, state, routed.fact)
+    _apply(step, EntityType.TERMINAL, forward.terminal_id, terminal, forward.routed.fact)
+    _apply(step, EntityType.MERCHANT, forward.merchant_id, merchant, forward.routed.fact)
     return step
 
 
