@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -178,3 +182,47 @@ def test_an_interrupted_replay_resumes_where_it_stopped(
         assert map_path.read_bytes() == before
     finally:
         delete_run(conn, _run_ids(conn, prefix))
+
+
+def test_sigterm_stops_a_replay_like_ctrl_c(
+    conn: psycopg.Connection[Any], unique: str, tmp_path: Path
+) -> None:
+    rows = [
+        f"f{i},2018-04-01 {i // 60:02d}:{i % 60:02d}:00,c{i % 10},p{i % 5},10.00,0"
+        for i in range(300)
+    ]
+    source = tmp_path / "tx.csv"
+    source.write_text("\n".join(["TX_ID,WHEN,CARD,POS,AMT,LABEL", *rows]) + "\n", encoding="utf-8")
+    map_path = tmp_path / "run.map.parquet"
+    prefix = f"rt-{unique}"
+    proc = subprocess.Popen(  # noqa: S603 - our own entry point
+        [sys.executable, "-m", "vigie_traffic.replay_cli", "play", str(source), "--columns",
+         COLUMNS, "--rate", "40", "--batch-size", "5", "--map", str(map_path), "--ref-prefix",
+         prefix],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while _written(conn, prefix) < 20:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+
+        assert proc.returncode == 0 and "interrupted" in out
+        replayed = [r for r in pq.read_table(map_path).to_pylist() if r["transaction_id"]]
+        assert 20 <= len(replayed) < 300
+        assert len(replayed) == _written(conn, prefix)  # the map says what the database holds
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        delete_run(conn, _run_ids(conn, prefix))
+
+
+def _written(conn: psycopg.Connection[Any], prefix: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM transactions t JOIN customers c ON c.id = t.customer_id"
+        " WHERE c.external_ref LIKE %s",
+        (f"{prefix}-c%",),
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -130,6 +132,23 @@ def _progress(stats: RunStats) -> None:
     print(stats.summary(), flush=True)
 
 
+@contextlib.contextmanager
+def _stopped_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a supervisor, ``kill``) and SIGINT stop the run like Ctrl-C: the batch in flight
+    rolls back and the map is written. (A shell starts a background command with SIGINT
+    ignored: it is restored here.) The previous handlers are put back after."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def play_file(args: argparse.Namespace) -> int:
     if args.rate <= 0 and not args.unlimited:
         return _fail("--rate must be positive")
@@ -172,7 +191,10 @@ def play_file(args: argparse.Namespace) -> int:
     settings = StackSettings()
     world_ids: WorldIds | None = None
     mismatch: ResumeMismatch | None = None
-    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+    with (
+        _stopped_like_ctrl_c(),
+        psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn,
+    ):
         try:
             world_ids, writer = play(
                 conn,
