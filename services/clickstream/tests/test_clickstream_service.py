@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,15 @@ from vigie_clickstream.settings import (
 from vigie_contracts import decode
 from vigie_contracts.events import ClickstreamEvent, SessionSummary
 from vigie_localstack.settings import StackSettings
-from vigie_runtime import KafkaSettings, ObservabilitySettings, Producer, run_service
-from vigie_runtime.testing import TopicFactory, collect, committed, eventually, topic_factory
+from vigie_runtime import KafkaSettings, ObservabilitySettings, Producer
+from vigie_runtime.testing import (
+    TopicFactory,
+    collect,
+    committed,
+    eventually,
+    serving,
+    topic_factory,
+)
 from vigie_stores.cassandra import CassandraConfig, CassandraStore
 from vigie_stores.lake import LakeConfig
 from vigie_stores.redis import RedisConfig, RedisStore
@@ -74,27 +80,8 @@ def settings_of(unique: str, port: int, lake: Path) -> ClickstreamSettings:
     )
 
 
-@asynccontextmanager
-async def service(settings: ClickstreamSettings) -> AsyncIterator[httpx.AsyncClient]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_service(settings, wire, stop=stop))
-    base = f"http://127.0.0.1:{settings.observability.http_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-
-        async def ready() -> bool:
-            if task.done():
-                task.result()  # raises what the service raised
-            try:
-                return (await client.get("/health/ready")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        try:
-            await eventually(ready, timeout_s=60, every_s=0.2)
-            yield client
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 60)
+def service(settings: ClickstreamSettings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return serving(settings, wire)
 
 
 async def provision(topics: TopicFactory, s: ClickstreamSettings) -> None:

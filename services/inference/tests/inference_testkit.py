@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from vigie_contracts import Envelope
 from vigie_contracts.events.features import EntityType
 from vigie_contracts.events.payments import (
@@ -32,8 +30,8 @@ from vigie_featureset import (
 from vigie_inference.app import wire
 from vigie_inference.settings import InferenceSettings
 from vigie_localstack.settings import StackSettings
-from vigie_runtime import KafkaSettings, ObservabilitySettings, Producer, run_service
-from vigie_runtime.testing import TopicFactory, eventually, topic_factory
+from vigie_runtime import KafkaSettings, ObservabilitySettings, Producer
+from vigie_runtime.testing import TopicFactory, serving, topic_factory
 from vigie_stores.cassandra import CassandraConfig, CassandraStore
 from vigie_stores.mongo import MongoConfig, MongoStore
 from vigie_stores.redis import RedisConfig, RedisStore
@@ -134,25 +132,8 @@ async def cleanup(settings: InferenceSettings) -> None:
 
 @asynccontextmanager
 async def service(settings: InferenceSettings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_service(settings, wire, stop=stop))
-    url = f"http://127.0.0.1:{settings.observability.http_port}"
-    try:
-        async with httpx.AsyncClient(base_url=url) as client:
-
-            async def ready() -> bool:
-                if task.done():
-                    task.result()
-                try:
-                    return (await client.get("/health/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, timeout_s=60, every_s=0.2)
+    async with serving(settings, wire):
         yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
 
 
 def transaction(

@@ -27,8 +27,15 @@ from vigie_contracts.topics import dead_letter
 from vigie_localstack.settings import StackSettings
 from vigie_logs.app import wire
 from vigie_logs.settings import LogsSettings
-from vigie_runtime import KafkaSettings, ObservabilitySettings, Producer, run_service
-from vigie_runtime.testing import TopicFactory, collect, committed, eventually, topic_factory
+from vigie_runtime import KafkaSettings, ObservabilitySettings, Producer
+from vigie_runtime.testing import (
+    TopicFactory,
+    collect,
+    committed,
+    eventually,
+    serving,
+    topic_factory,
+)
 from vigie_stores.cassandra import CassandraConfig, CassandraStore
 from vigie_stores.lake import LakeConfig
 
@@ -284,25 +291,8 @@ async def environment(
 
 @asynccontextmanager
 async def service(env: Env) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_service(env.settings, wire, stop=stop))
-    port = env.settings.observability.http_port
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-
-            async def ready() -> bool:
-                if task.done():
-                    task.result()
-                try:
-                    return (await client.get("/health/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, timeout_s=60, every_s=0.2)
+    async with serving(env.settings, wire):
         yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
 
 
 async def produce(env: Env, lines: list[tuple[str, bytes]]) -> None:

@@ -4,6 +4,8 @@
 - ``collect``: read what a topic holds (from the beginning, no consumer group).
 - ``committed``: a group's committed offsets, as another process would see them.
 - ``running``: a consumer loop in a task, stopped gracefully (and its error re-raised) on exit.
+- ``serving``: a whole service (``run_service``) in a task until it is ready, with an HTTP
+  client on its port; stopped gracefully on exit.
 - ``eventually``: poll a condition until it holds.
 - ``settings_for`` / ``sample_envelope``: settings and a small valid event for a test.
 """
@@ -17,6 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -24,6 +27,7 @@ from vigie_contracts import Envelope, Event, Topic
 from vigie_contracts.events import ServiceHeartbeat
 
 from .loop import ConsumerLoop
+from .service import Wire, run_service
 from .settings import KafkaSettings, ObservabilitySettings, ServiceSettings
 from .topics import partitions_of
 
@@ -162,6 +166,34 @@ async def running(loop: ConsumerLoop[Any], start_timeout_s: float = 15) -> Async
     finally:
         loop.stop()
         await asyncio.wait_for(task, 30)
+
+
+@asynccontextmanager
+async def serving(
+    settings: ServiceSettings, wire: Wire, *, ready_timeout_s: float = 60
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The service of ``wire`` under ``run_service`` in a task, once ``/health/ready`` answers
+    200 (what the service raised, if it stops first); yields a client of its HTTP port. On exit
+    the service is stopped gracefully and what it raised is re-raised."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_service(settings, wire, stop=stop))
+    base = f"http://127.0.0.1:{settings.observability.http_port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+
+            async def ready() -> bool:
+                if task.done():
+                    task.result()  # raises what the service raised
+                try:
+                    return (await client.get("/health/ready")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, timeout_s=ready_timeout_s, every_s=0.2)
+            yield client
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
 
 
 async def eventually(
