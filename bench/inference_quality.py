@@ -5,8 +5,10 @@
     .venv/bin/python bench/inference_quality.py --models logreg,arf --pvs logreg --per-day
 
 1. simulates the traffic generator's stream (``vigie_traffic.simulator``, default: the handbook's
-   5,000 customers, 10,000 terminals, 183 days from 2018-04-01, seed 0), with the traffic tool's
-   merchants and one card per customer; every label arrives 7 days after its transaction;
+   5,000 customers, 10,000 terminals, 183 days from 2018-04-01, seed 0), or with ``--handbook``
+   the handbook's own data set (``vigie_traffic.handbook``: the draw its published results, and so
+   the bar, were measured on), with the traffic tool's merchants and one card per customer; every
+   label arrives 7 days after its transaction;
 2. computes every registry feature with ``vigie_featureset.compute_offline`` (the definitions the
    features and inference services share), optionally cached (``--cache``);
 3. for each model kind, the service's loop: transactions in (time, id) order, each scored before
@@ -49,6 +51,7 @@ from vigie_evaluation import (
 )
 from vigie_featureset import compute_offline
 from vigie_inference.model import KINDS, RiverModel, build_model
+from vigie_traffic.handbook import handbook_days
 from vigie_traffic.plan import simulator_world
 from vigie_traffic.simulator import SimConfig, Simulator
 
@@ -71,14 +74,14 @@ class Stream:
         return self.time // SECONDS_PER_DAY
 
 
-def simulate(config: SimConfig, cache: Path | None) -> Stream:
+def simulate(config: SimConfig, cache: Path | None, *, handbook: bool = False) -> Stream:
     if cache is not None and cache.exists():
         frame = pd.read_parquet(cache)
         print(f"features: read {len(frame):,} rows from {cache}")
     else:
         t0 = time.perf_counter()
         sim = Simulator(config)
-        days = list(sim.days())
+        days = list(handbook_days(config) if handbook else sim.days())
         merchant_of = np.array([t.merchant for t in simulator_world(sim, "bench").terminals])
         tx_id = np.concatenate([d.tx_id for d in days])
         seconds = np.concatenate([d.time_s for d in days]).astype(np.int64)
@@ -281,11 +284,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--score-all", action="store_true", help="score every transaction")
     p.add_argument("--per-day", action="store_true", help="print the per-day figures")
     p.add_argument("--cache", type=Path, help="parquet file to keep the features in")
+    p.add_argument(
+        "--handbook",
+        action="store_true",
+        help="the handbook's own data set (vigie_traffic.handbook), the one its bar was measured "
+        "on, instead of the traffic generator's draw (merchants from the generator's world)",
+    )
     args = p.parse_args(argv)
 
     config = SimConfig(n_customers=args.customers, n_terminals=args.terminals, nb_days=args.days,
                        seed=args.seed)
-    stream = simulate(config, args.cache)
+    stream = simulate(config, args.cache, handbook=args.handbook)
     asked = [date.fromisoformat(w) for w in args.weeks.split(",") if w]
     weeks = pick_weeks(stream, asked or None)
     lo, hi = day_number(weeks[0]), day_number(weeks[-1]) + 7

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no
 import pytest
 
 from vigie_traffic.dataset import ColumnMap, ReplayInputError, load, replay_days
+from vigie_traffic.handbook import handbook_days
 from vigie_traffic.plan import DisputeWrite, TxWrite, actions
 from vigie_traffic.replay import map_table, plan_replay, rejects_path
 from vigie_traffic.replay_cli import main, parse_args
@@ -200,6 +201,17 @@ def test_simulate_writes_the_simulators_stream_in_handbook_format(
     assert list(tx.datetimes()) == [
         start + timedelta(seconds=int(t)) for d in days for t in d.time_s
     ]
+
+
+def test_simulate_handbook_writes_the_handbooks_draw(tmp_path: Path) -> None:
+    out = tmp_path / "hb.parquet"
+    assert main(["simulate", str(out), "--handbook", "--days", "4", "--customers", "30",
+                 "--terminals", "60"]) == 0  # fmt: skip
+    days = list(handbook_days(SimConfig(n_customers=30, n_terminals=60, nb_days=4)))
+    tx = load(out).transactions
+    assert tx.amount_cents.tolist() == [int(a) for d in days for a in d.amount_cents]
+    seeded = list(Simulator(SimConfig(n_customers=30, n_terminals=60, nb_days=4)).days())
+    assert tx.amount_cents.tolist() != [int(a) for d in seeded for a in d.amount_cents]
 
 
 def test_cli_fails_clearly_before_connecting(

@@ -9,7 +9,7 @@ to the cent. A row that fails a check is rejected with its reasons and the rest 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type in
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from vigie_traffic.simulator import SECONDS_PER_DAY, Day, IntArray, Simulator
+from vigie_traffic.simulator import SECONDS_PER_DAY, Day, IntArray
 
 ObjectArray = npt.NDArray[np.object_]
 #: rows shown in an error message; the rejects file has them all
@@ -295,8 +295,8 @@ HANDBOOK_SCHEMA = pa.schema(
 )
 
 
-def _day_table(sim: Simulator, day: Day) -> Any:
-    start_s = int(sim.config.start.timestamp())
+def _day_table(start: datetime, day: Day) -> Any:
+    start_s = int(start.timestamp())
     time_s = np.asarray(day.time_s, dtype=np.int64)
     return pa.table(
         [
@@ -314,9 +314,10 @@ def _day_table(sim: Simulator, day: Day) -> Any:
     )
 
 
-def write_simulated(sim: Simulator, out: Path) -> tuple[int, int]:
-    """The simulator's days in the handbook's format (Parquet, or CSV by the suffix), streamed a
-    day at a time; returns (transactions, frauds)."""
+def write_simulated(days: Iterable[Day], start: datetime, out: Path) -> tuple[int, int]:
+    """Simulated days (``Simulator.days()`` or ``handbook_days()``, the first at ``start``) in
+    the handbook's format (Parquet, or CSV by the suffix), streamed a day at a time; returns
+    (transactions, frauds)."""
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv"):
         raise ValueError(f"{out}: unknown format {suffix!r} (.csv or .parquet)")
@@ -329,8 +330,8 @@ def write_simulated(sim: Simulator, out: Path) -> tuple[int, int]:
         else pq.ParquetWriter(tmp, HANDBOOK_SCHEMA)
     )
     try:
-        for day in sim.days():
-            writer.write_table(_day_table(sim, day))
+        for day in days:
+            writer.write_table(_day_table(start, day))
             n += len(day)
             frauds += int(day.fraud.sum())
     finally:

@@ -1,7 +1,8 @@
 """``vigie-replay``: play a transactions file through the OLTP database, and report how well the
 platform scored it.
 
-- ``vigie-replay simulate OUT.parquet --days 183``: the simulator's default stream as a file;
+- ``vigie-replay simulate OUT.parquet --days 183``: the simulator's default stream as a file
+  (``--handbook``: the handbook's own data set);
 - ``vigie-replay play FILE --rate 200``: the file's transactions written in time order, each fraud
   label a dispute ``--label-delay-days`` later; writes the map, and the rejects and the world's
   ids beside it; ``--resume`` continues an interrupted run (same file, map, seed and delay);
@@ -28,6 +29,7 @@ from vigie_contracts.topics import FRAUD_SCORES
 from vigie_localstack.settings import StackSettings
 from vigie_runtime.settings import KafkaSettings
 from vigie_traffic.dataset import ColumnMap, ReplayInputError, load, write_simulated
+from vigie_traffic.handbook import handbook_days
 from vigie_traffic.replay import (
     VigieIds,
     load_world,
@@ -66,6 +68,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sim.add_argument("--terminals", type=int, default=10_000)
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--start", type=date.fromisoformat, default=date(2018, 4, 1))
+    sim.add_argument(
+        "--handbook",
+        action="store_true",
+        help="the handbook's own draw (its generator call for call, its fixed seeds): the data "
+        "set its published results were measured on",
+    )
 
     pl = sub.add_parser("play", help="replay a transactions file through the OLTP database")
     pl.add_argument("file", type=Path, help="CSV or Parquet")
@@ -117,11 +125,13 @@ def simulate(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         t0 = time.monotonic()
-        n, frauds = write_simulated(Simulator(config), args.out)
+        days = handbook_days(config) if args.handbook else Simulator(config).days()
+        n, frauds = write_simulated(days, config.start, args.out)
     except ValueError as exc:
         return _fail(str(exc))
+    draw = "the handbook's draw" if args.handbook else f"seed {args.seed}"
     print(
-        f"{args.out}: {n} transactions ({frauds} frauds) over {args.days} days, seed {args.seed} "
+        f"{args.out}: {n} transactions ({frauds} frauds) over {args.days} days, {draw} "
         f"({time.monotonic() - t0:.1f} s)",
         flush=True,
     )
