@@ -24,10 +24,9 @@ FERRETDB_DATABASE = "ferretdb"
 # by id scanned the whole collection (1 s per lookup at 150k documents, quadratic over a
 # replay). A GIN index on the same expression serves it (~0.05 ms). An event trigger gives every
 # table FerretDB creates one; ``_index_ferretdb_ids`` adds the missing ones to existing tables.
-_ID_INDEX = (
-    "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table}"
-    " USING gin ((_jsonb -> '_id') jsonb_path_ops)"
-)
+_ID_INDEX_USING = "USING gin ((_jsonb -> '_id') jsonb_path_ops)"
+# Existing tables are indexed concurrently (FerretDB keeps writing); the trigger cannot be.
+_ID_INDEX = "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} " + _ID_INDEX_USING
 _ID_INDEX_TRIGGER = r"""
 CREATE OR REPLACE FUNCTION vigie_ferretdb_id_index() RETURNS event_trigger
 LANGUAGE plpgsql AS $$
@@ -42,7 +41,7 @@ BEGIN
       SELECT 1 FROM pg_attribute WHERE attrelid = obj.objid AND attname = '_jsonb'
     ) THEN
       EXECUTE format(
-        'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> ''_id'') jsonb_path_ops)',
+        'CREATE INDEX IF NOT EXISTS %I ON %s ' || USING_CLAUSE,
         left(rel, 56) || '_id_gin', obj.object_identity
       );
     END IF;
@@ -51,7 +50,7 @@ END $$;
 DROP EVENT TRIGGER IF EXISTS vigie_ferretdb_id_index;
 CREATE EVENT TRIGGER vigie_ferretdb_id_index ON ddl_command_end
   WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION vigie_ferretdb_id_index();
-"""
+""".replace("USING_CLAUSE", "'" + _ID_INDEX_USING.replace("'", "''") + "'")
 
 
 def _bindir() -> Path:
