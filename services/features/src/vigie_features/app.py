@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -42,13 +42,9 @@ Wire = Callable[[Runtime], Awaitable[Wiring]]
 ENTITY_TYPES = (EntityType.CUSTOMER, EntityType.CARD, EntityType.TERMINAL, EntityType.MERCHANT)
 
 
-async def ensure_topics(settings: FeaturesSettings, changelogs: Sequence[str]) -> None:
-    """Create the internal topics and the tables' changelogs (compacted, as faust would), wait
-    until the cluster shows every partition of them; refuse to start when the transactions topic
-    is not partitioned like them (the customers' states would not be co-partitioned).
-
-    faust declares changelogs itself, but on a fresh broker it then met them in metadata that
-    did not list them yet (``PartitionsMismatch ... 0 partitions``) and crashed once."""
+async def ensure_topics(settings: FeaturesSettings) -> None:
+    """Create the internal topics; refuse to start when the transactions topic is not
+    partitioned like them (the customers' states would not be co-partitioned)."""
     kafka: KafkaSettings = settings.kafka
     admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
@@ -63,26 +59,49 @@ async def ensure_topics(settings: FeaturesSettings, changelogs: Sequence[str]) -
                 f"{settings.transactions_topic} has {count} partitions, VIGIE_FEATURES_PARTITIONS "
                 f"is {settings.partitions}: they must be equal (co-partitioned states)"
             )
-        compacted = {"cleanup.policy": "compact"}
         wanted = [
-            NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=config)
-            for names, config in (
-                ((settings.customer_events_topic, settings.merchant_events_topic), {}),
-                (changelogs, compacted),
+            NewTopic(name, settings.partitions, settings.replication_factor)
+            for name in (
+                settings.customer_events_topic,
+                settings.merchant_events_topic,
             )
-            for name in names
             if name not in existing
         ]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-        ours = [settings.customer_events_topic, settings.merchant_events_topic, *changelogs]
+    finally:
+        await admin.close()
+
+
+async def ensure_changelogs(settings: FeaturesSettings, names: list[str]) -> None:
+    """Create the tables' changelog topics (compacted, like faust's own) and wait until the
+    cluster lists every partition. On a fresh broker faust declared them itself and then met
+    them in metadata that did not show them yet: ``PartitionsMismatch ... 0 partitions``, the
+    worker crashed once and ran after its restart."""
+    admin = AIOKafkaAdminClient(**settings.kafka.client_options())
+    await admin.start()
+    try:
+        missing = [n for n in names if n not in set(await admin.list_topics())]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            name,
+                            settings.partitions,
+                            settings.replication_factor,
+                            topic_configs={"cleanup.policy": "compact"},
+                        )
+                        for name in missing
+                    ]
+                )
         for _ in range(100):
-            described = await admin.describe_topics(ours)
+            described = await admin.describe_topics(names)
             if all(len(d.get("partitions") or ()) == settings.partitions for d in described):
                 return
             await asyncio.sleep(0.1)
-        raise Fatal(f"topics {ours} not visible with {settings.partitions} partitions")
+        raise Fatal(f"changelog topics {names} not visible with {settings.partitions} partitions")
     finally:
         await admin.close()
 
@@ -123,6 +142,7 @@ def worker_wiring(stop: asyncio.Event, failed: list[BaseException]) -> Wire:
         settings = runtime.settings
         assert isinstance(settings, FeaturesSettings)  # noqa: S101 - run_service passes ours back
         stack = runtime.stack
+        await ensure_topics(settings)
         redis = await stack.enter_async_context(await RedisStore.open(settings.redis))
         status = WorkerStatus()
         fm = FeatureMetrics(settings.service_name, runtime.metrics.registry)
@@ -153,7 +173,7 @@ def worker_wiring(stop: asyncio.Event, failed: list[BaseException]) -> Wire:
             status=status,
             tracer=runtime.tracer,
         )
-        await ensure_topics(settings, worker.changelog_topics)
+        await ensure_changelogs(settings, worker.changelog_topics)
         await stack.enter_async_context(_running(worker, sink))
         watcher = asyncio.create_task(_watch(worker, sink, stop))
 
