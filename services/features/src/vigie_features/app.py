@@ -74,38 +74,6 @@ async def ensure_topics(settings: FeaturesSettings) -> None:
         await admin.close()
 
 
-async def ensure_changelogs(settings: FeaturesSettings, names: list[str]) -> None:
-    """Create the tables' changelog topics (compacted, like faust's own) and wait until the
-    cluster lists every partition. On a fresh broker faust declared them itself and then met
-    them in metadata that did not show them yet: ``PartitionsMismatch ... 0 partitions``, the
-    worker crashed once and ran after its restart."""
-    admin = AIOKafkaAdminClient(**settings.kafka.client_options())
-    await admin.start()
-    try:
-        missing = [n for n in names if n not in set(await admin.list_topics())]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            name,
-                            settings.partitions,
-                            settings.replication_factor,
-                            topic_configs={"cleanup.policy": "compact"},
-                        )
-                        for name in missing
-                    ]
-                )
-        for _ in range(100):
-            described = await admin.describe_topics(names)
-            if all(len(d.get("partitions") or ()) == settings.partitions for d in described):
-                return
-            await asyncio.sleep(0.1)
-        raise Fatal(f"changelog topics {names} not visible with {settings.partitions} partitions")
-    finally:
-        await admin.close()
-
-
 @contextlib.asynccontextmanager
 async def _running(worker: FeaturesWorker, sink: FeatureSink) -> AsyncIterator[None]:
     await worker.app.start()
@@ -173,7 +141,6 @@ def worker_wiring(stop: asyncio.Event, failed: list[BaseException]) -> Wire:
             status=status,
             tracer=runtime.tracer,
         )
-        await ensure_changelogs(settings, worker.changelog_topics)
         await stack.enter_async_context(_running(worker, sink))
         watcher = asyncio.create_task(_watch(worker, sink, stop))
 

@@ -199,11 +199,6 @@ class FeaturesWorker:
         s = self.settings
         return [s.customer_events_topic, s.merchant_events_topic]
 
-    @property
-    def changelog_topics(self) -> list[str]:
-        tables = [*self.tables.values(), self.held]
-        return [t.changelog_topic.get_topic_name() for t in tables]
-
     # -- agents --------------------------------------------------------------------------------
 
     def _supervised(
