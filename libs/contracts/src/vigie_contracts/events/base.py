@@ -82,4 +82,4 @@ class Envelope(BaseModel, Generic[E]):
         }
         if event_id is not None:
             fields["event_id"] = event_id
-        return Envelope[E](**fields)
+        return cls(**fields)
