@@ -67,10 +67,22 @@ _log = get_logger(__name__)
 
 Headers = list[tuple[str, bytes]]
 
-#: consumer metadata refresh period (faust's default, 5 minutes, left new topics unknown)
-METADATA_MAX_AGE_MS = 10_000
-#: at most this long for new topics' partition counts before the first event is handled
-PARTITIONS_WAIT_S = 60.0
+
+class _Table(faust.Table[bytes, bytes]):
+    """faust's table, without one false alarm of its first write per source topic.
+
+    faust checks that a table's changelog has as many partitions as the source topic, reading the
+    counts from the consumer group's metadata. That metadata gives 0 for a topic it does not list
+    (yet): a changelog faust has just created on a fresh broker, or after a rebalance, until the
+    next refresh. faust then raised ``PartitionsMismatch ... 0 partitions`` and the worker stopped
+    (seen on cold starts and when a second worker joined). 0 is never the count of a topic that
+    exists: the check is left for when the count is known (a real mismatch still raises).
+    """
+
+    def _verify_source_topic_partitions(self, source_topic: str) -> None:
+        if self.app.consumer.topic_partitions(self.changelog_topic_name) == 0:
+            return
+        super()._verify_source_topic_partitions(source_topic)
 
 
 def store_url(settings: FeaturesSettings) -> tuple[str, str | None]:
@@ -157,9 +169,7 @@ class FeaturesWorker:
             broker_session_timeout=settings.kafka.session_timeout_ms / 1000,
             broker_heartbeat_interval=max(settings.kafka.session_timeout_ms / 10_000, 0.5),
             consumer_auto_offset_reset="earliest",
-            # a changelog topic faust has just created may be missing from the first metadata
-            # (see _partitions_known): refreshed this often, not every 5 minutes
-            consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
+            Table=_Table,
             consumer_group_instance_id=settings.group_instance_id,
             autodiscover=False,
         )
@@ -194,14 +204,6 @@ class FeaturesWorker:
         self.held = table("held-labels", "fraud labels waiting for their transaction, by customer")
         #: the first exception an agent died of (faust would restart it and carry on)
         self.agent_failure: BaseException | None = None
-        self._source_topics = [
-            settings.refunds_topic,
-            settings.labels_topic,
-            settings.sessions_topic,
-            settings.transactions_topic,
-            *self.internal_topics,
-        ]
-        self._partitions_checked = False
         agents: list[tuple[Any, str, Callable[[StreamT[bytes]], Any]]] = [
             (sources, "route", self._route_agent),
             (customer_inputs, "customers", self._customer_agent),
@@ -241,8 +243,6 @@ class FeaturesWorker:
 
     async def _route_agent(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            if not self._partitions_checked:
-                await self._partitions_known()
             message = event.message
             self._count_consumed(message.topic)
             with self._span(message) as span:
@@ -261,8 +261,6 @@ class FeaturesWorker:
     async def _customer_agent(self, stream: StreamT[bytes]) -> None:
         manual = _manual_acks(stream)
         async for event in manual.events():
-            if not self._partitions_checked:
-                await self._partitions_known()
             await self._on_customer(manual, event)
 
     async def _on_customer(self, stream: StreamT[bytes], event: EventT[bytes]) -> None:
@@ -309,8 +307,6 @@ class FeaturesWorker:
     async def _merchant_agent(self, stream: StreamT[bytes]) -> None:
         manual = _manual_acks(stream)
         async for event in manual.events():
-            if not self._partitions_checked:
-                await self._partitions_known()
             message = event.message
             self._count_consumed(message.topic)
             with self._span(message):
@@ -326,35 +322,6 @@ class FeaturesWorker:
                 await self._finish(manual, event, step, message, forward.routed)
 
     # -- helpers -------------------------------------------------------------------------------
-
-    async def _partitions_known(self) -> None:
-        """Wait until the consumer's metadata gives every topic a partition count.
-
-        On a fresh broker faust creates the changelog topics and joins the group at once; the
-        group's metadata may then list a changelog with 0 partitions, and faust's check of a
-        table's first write (source and changelog partitions equal) fails with
-        ``PartitionsMismatch ... 0 partitions``, which stopped the worker. A count of 0 is never
-        true of a topic that exists: it means "not known yet" until the next metadata refresh.
-        """
-        consumer = self.app.consumer
-        topics = [*self._source_topics, *(t.changelog_topic_name for t in self._all_tables)]
-        deadline = time.monotonic() + PARTITIONS_WAIT_S
-        waited = False
-        while True:
-            unknown = [t for t in topics if consumer.topic_partitions(t) == 0]
-            if not unknown or time.monotonic() > deadline:
-                break
-            if not waited:
-                _log.info("waiting for the partitions of new topics", topics=unknown)
-                waited = True
-            await asyncio.sleep(0.2)
-        if waited:
-            _log.info("partitions known", unknown=unknown)
-        self._partitions_checked = True
-
-    @property
-    def _all_tables(self) -> list[Any]:
-        return [*self.tables.values(), self.held]
 
     def _load(self, entity_type: EntityType, entity_id: str) -> EntityState:
         raw = self.tables[entity_type].get(entity_id.encode())
