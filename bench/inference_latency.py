@@ -152,6 +152,7 @@ async def main() -> None:
                     positions={},
                     learned=core.learned,
                     created_at=datetime.now(UTC),
+                    learned_frauds=core.learned_frauds,
                 )
             await run_scorer(args, stack, unique, settings, history)
             print(line("(a) baseline Kafka produce -> consume", base))

@@ -4,6 +4,7 @@ lifecycle (promote / rollback / rule) and drift."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
@@ -16,6 +17,8 @@ from vigie_contracts.events.payments import (
 )
 from vigie_contracts.topics import FRAUD_LABELS
 from vigie_featureset import TxFact
+from vigie_inference.adapters.models import Checkpoint, ModelRegistry
+from vigie_inference.adapters.predictions import StoredPrediction
 from vigie_inference.handlers.decision import decide
 from vigie_inference.handlers.drift import DriftMonitor
 from vigie_inference.handlers.labels import (
@@ -25,6 +28,7 @@ from vigie_inference.handlers.labels import (
     label_envelope,
     plan_sweep,
 )
+from vigie_inference.handlers.learning import LabelIn, LearnerCore
 from vigie_inference.handlers.lifecycle import (
     LifecycleError,
     Registry,
@@ -34,6 +38,7 @@ from vigie_inference.handlers.lifecycle import (
     rule_winner,
 )
 from vigie_inference.handlers.pending import PendingBuffer
+from vigie_inference.serving import Kinds, ModelSource, fresh
 from vigie_inference.settings import InferenceSettings, Thresholds
 
 T0 = datetime(2018, 4, 1, tzinfo=UTC)
@@ -175,3 +180,37 @@ def test_settings_defaults_are_sane() -> None:
     assert settings.labels_topic == FRAUD_LABELS.name and FRAUD_LABELS.partitions == 1
     with pytest.raises(ValueError, match="role"):
         InferenceSettings(role="bogus")
+
+
+def _checkpoint(learned: int, frauds: int | None) -> Checkpoint:
+    return Checkpoint(seq=1, created_at=T0, positions={}, learned=learned, files={},
+                      learned_frauds=frauds)
+
+
+def test_the_cold_start_rule_serves_until_enough_frauds_are_learned() -> None:
+    source = ModelSource(cast(ModelRegistry, None), Kinds.of("", None, 0), min_labels=10,
+                         min_frauds=3)
+    assert not source.enough(_checkpoint(100, 2))
+    assert not source.enough(_checkpoint(9, 3))
+    assert source.enough(_checkpoint(10, 3))
+    # a checkpoint from before frauds were counted is not held back
+    assert source.enough(_checkpoint(10, None))
+    assert InferenceSettings().min_frauds_to_serve > 0
+
+
+def test_the_learner_counts_the_frauds_it_learns_once() -> None:
+    def prediction(tx: str) -> StoredPrediction:
+        return StoredPrediction(tx, "c1", T0, {"amount": 10.0}, None, None, None)
+
+    def label(offset: int, tx: str, fraud: bool) -> LabelIn:
+        return LabelIn("fraud.labels", 0, offset, tx, fraud, T0 + timedelta(days=7))
+
+    stored = {tx: prediction(tx) for tx in ("t1", "t2", "t3")}
+    core = LearnerCore({"logreg": fresh("logreg", 0)}, "logreg")
+    core.learn([label(0, "t1", True), label(1, "t2", False), label(2, "t3", True)], stored)
+    assert (core.learned, core.learned_frauds) == (3, 2)
+    core.learn([label(2, "t3", True)], stored)  # replayed below the position: not learned again
+    assert (core.learned, core.learned_frauds) == (3, 2)
+    unknown = LearnerCore({"logreg": fresh("logreg", 0)}, "logreg", learned=5, learned_frauds=None)
+    unknown.learn([label(0, "t1", True)], stored)
+    assert (unknown.learned, unknown.learned_frauds) == (6, None)

@@ -149,7 +149,10 @@ async def test_labels_learning_reload_promote_rollback(stack: StackSettings, uni
         for i in range(44)  # 11 days
     ]
     frauds = [t for i, t in enumerate(txs) if i % 5 == 0 and i < 30]
-    async with environment(stack, unique, label_grace=timedelta(0)) as env:
+    # the learned model serves once it has learned every one of these frauds
+    async with environment(
+        stack, unique, label_grace=timedelta(0), min_frauds_to_serve=len(frauds)
+    ) as env:
         async with service(env.settings):
             async with httpx.AsyncClient(base_url=env.url) as client:
                 first = (await client.get("/v1/models/status")).json()
@@ -199,10 +202,12 @@ async def test_labels_learning_reload_promote_rollback(stack: StackSettings, uni
         ]
 
     assert first["cold_start"] is True and first["checkpoint"] is None
+    assert first["serve_after"] == {"labels": 1, "frauds": len(frauds)}
     assert warm["champion"]["model_name"] == DEFAULT_CHAMPION
     assert warm["champion"]["version"].startswith(f"{DEFAULT_CHAMPION}@")
     assert [c["model_name"] for c in warm["challengers"]] == list(DEFAULT_CHALLENGERS)
     assert listing["versions"] and listing["versions"][0]["learned"] >= len(frauds)
+    assert warm["checkpoint"]["learned_frauds"] == len(frauds)
     assert promoted.status_code == 200
     assert promoted.json()["champion"]["model_name"] == CHALLENGER
     assert unknown.status_code == 422

@@ -112,9 +112,14 @@ async def test_registry_checkpoints_in_gridfs_prune_and_registry_doc(
                 learned=seq * 10,
                 created_at=T0,
                 metrics={"day": "2018-04-01"},
+                # the first checkpoint as one written before frauds were counted
+                learned_frauds=None if seq == 1 else seq,
             )
         latest = await registry.latest()
         assert latest is not None and latest.seq == 4 and latest.positions == {"fraud.labels:0": 40}
+        assert latest.learned_frauds == 4 and latest.summary()["learned_frauds"] == 4
+        first = await registry.get(1)
+        assert first is not None and first.learned_frauds is None
         assert await registry.load(latest, "logreg") == blob + bytes([4])
         assert latest.kinds == ["forest", "logreg"]
         assert await registry.prune(2, protect={1}) == [2]

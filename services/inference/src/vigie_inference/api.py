@@ -106,6 +106,11 @@ class Api:
             "pinned": self.source.state.pinned,
             "registry_revision": self.source.state.revision,
             "checkpoint": cp.summary() if cp is not None else None,
+            # what a checkpoint must have learned before it replaces the cold-start rule
+            "serve_after": {
+                "labels": self.source.min_labels,
+                "frauds": self.source.min_frauds,
+            },
         }
 
     async def quality(

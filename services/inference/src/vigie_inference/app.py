@@ -100,7 +100,12 @@ async def wire(runtime: Runtime) -> Wiring:
     mongo = await stack.enter_async_context(await MongoStore.open(settings.mongo))
     registry = ModelRegistry(mongo, settings.models_bucket)
     kinds = Kinds.of(settings.champion, settings.challengers, settings.model_seed)
-    source = ModelSource(registry, kinds, min_labels=settings.min_labels_to_serve)
+    source = ModelSource(
+        registry,
+        kinds,
+        min_labels=settings.min_labels_to_serve,
+        min_frauds=settings.min_frauds_to_serve,
+    )
     await source.refresh()
 
     loops: list[ConsumerLoop[Any]] = []

@@ -138,6 +138,7 @@ class Learner:
             self.kinds.champion,
             positions=latest.positions if latest else {},
             learned=latest.learned if latest else 0,
+            learned_frauds=latest.learned_frauds if latest else 0,
         )
 
     # -- the consumer loop's side ---------------------------------------------------------------
@@ -241,6 +242,7 @@ class Learner:
             learned=core.learned,
             created_at=datetime.now(UTC),
             metrics=metrics,
+            learned_frauds=core.learned_frauds,
         )
         self._saved_positions = dict(core.positions)
         self.since_checkpoint = 0

@@ -3,7 +3,8 @@
 ``ModelSource.refresh`` reads the registry document and the newest checkpoint (two small reads)
 and loads model states only when the version to serve changed; the scorer calls it every
 ``model_poll_s``. With no checkpoint (or one that learned fewer than ``min_labels_to_serve``
-labels) the champion is the cold-start rule and the status says so.
+labels, or fewer than ``min_frauds_to_serve`` fraud labels) the champion is the cold-start rule
+and the status says so.
 """
 
 from __future__ import annotations
@@ -63,11 +64,17 @@ def cold_start() -> ServingSet:
 
 class ModelSource:
     def __init__(
-        self, registry: ModelRegistry, kinds: Kinds, *, min_labels: int = 1
+        self,
+        registry: ModelRegistry,
+        kinds: Kinds,
+        *,
+        min_labels: int = 1,
+        min_frauds: int = 0,
     ) -> None:
         self.registry = registry
         self.kinds = kinds
         self.min_labels = min_labels
+        self.min_frauds = min_frauds
         self.serving: ServingSet = cold_start()
         self.checkpoint: Checkpoint | None = None
         self.state: Registry = Registry(champion=kinds.champion)
@@ -79,7 +86,7 @@ class ModelSource:
         state = await self.registry.read_registry(self.kinds.champion)
         latest = await self.registry.latest()
         self.state, self.checkpoint = state, latest
-        if latest is None or latest.learned < self.min_labels:
+        if latest is None or not self.enough(latest):
             changed = not self.serving.cold_start
             self.serving = cold_start()
             return changed
@@ -104,6 +111,13 @@ class ModelSource:
         self.serving = ServingSet(champion, tuple(challengers), revision)
         self.reloads += 1
         return True
+
+    def enough(self, checkpoint: Checkpoint) -> bool:
+        """Whether ``checkpoint`` learned enough to replace the cold-start rule."""
+        frauds = checkpoint.learned_frauds
+        return checkpoint.learned >= self.min_labels and (
+            frauds is None or frauds >= self.min_frauds
+        )
 
     async def _served(self, kind: str, checkpoint: Checkpoint) -> Served:
         version = version_of(kind, checkpoint.seq)

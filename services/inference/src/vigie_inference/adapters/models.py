@@ -36,6 +36,8 @@ class Checkpoint:
     learned: int
     files: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: fraud labels among ``learned``; None in checkpoints written before it was counted
+    learned_frauds: int | None = None
 
     @property
     def kinds(self) -> list[str]:
@@ -46,6 +48,7 @@ class Checkpoint:
             "checkpoint": self.seq,
             "created_at": self.created_at.isoformat(),
             "learned": self.learned,
+            "learned_frauds": self.learned_frauds,
             "positions": self.positions,
             "kinds": self.kinds,
             "metrics": self.metrics,
@@ -53,6 +56,7 @@ class Checkpoint:
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Checkpoint:
+        frauds = doc.get("learned_frauds")
         return cls(
             seq=int(doc["_id"]),
             created_at=doc["created_at"],
@@ -60,6 +64,7 @@ class Checkpoint:
             learned=int(doc.get("learned", 0)),
             files=dict(doc.get("files", {})),
             metrics=dict(doc.get("metrics", {})),
+            learned_frauds=None if frauds is None else int(frauds),
         )
 
 
@@ -82,6 +87,7 @@ class ModelRegistry:
         learned: int,
         created_at: datetime,
         metrics: Mapping[str, Any] | None = None,
+        learned_frauds: int | None = None,
     ) -> Checkpoint:
         files: dict[str, Any] = {}
         try:
@@ -98,6 +104,7 @@ class ModelRegistry:
                 {"stream": stream, "offset": offset} for stream, offset in sorted(positions.items())
             ],
             "learned": learned,
+            "learned_frauds": learned_frauds,
             "files": files,
             "metrics": dict(metrics or {}),
         }

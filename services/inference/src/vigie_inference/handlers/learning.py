@@ -80,11 +80,15 @@ class LearnerCore:
         *,
         positions: Mapping[str, int] | None = None,
         learned: int = 0,
+        learned_frauds: int | None = 0,
     ) -> None:
         self.models = dict(models)
         self.champion = champion
         self.positions: dict[str, int] = dict(positions or {})
         self.learned = learned
+        #: fraud labels among ``learned``; None when restored from a checkpoint that predates
+        #: the count (it cannot be rebuilt, so it stays unknown)
+        self.learned_frauds = learned_frauds
 
     def learn(
         self, labels: Sequence[LabelIn], stored: Mapping[str, StoredPrediction]
@@ -115,6 +119,8 @@ class LearnerCore:
             for model in self.models.values():
                 model.learn(x, label.fraud)
             self.learned += 1
+            if label.fraud and self.learned_frauds is not None:
+                self.learned_frauds += 1
             local[(label.transaction_id, label.fraud)] = label.offset
             out.learned.append((label.transaction_id, label.fraud, label.offset))
             if self.champion in scores:
