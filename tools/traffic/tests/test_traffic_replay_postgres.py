@@ -207,9 +207,15 @@ def test_sigterm_stops_a_replay_like_ctrl_c(
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
+        assert proc.stdout is not None
+        seen: list[str] = []
+        while not seen or seen[-1] != "interrupted\n":
+            seen.append(proc.stdout.readline())
+            assert seen[-1] and time.monotonic() < deadline
+        proc.send_signal(signal.SIGTERM)  # an impatient second one, while the map is written
         out, _ = proc.communicate(timeout=30)
 
-        assert proc.returncode == 0 and "interrupted" in out
+        assert proc.returncode == 0 and "map:" in out
         replayed = [r for r in pq.read_table(map_path).to_pylist() if r["transaction_id"]]
         assert 20 <= len(replayed) < 300
         assert len(replayed) == _written(conn, prefix)  # the map says what the database holds

@@ -146,17 +146,26 @@ def _progress(stats: RunStats) -> None:
 def _stopped_like_ctrl_c() -> Iterator[None]:
     """SIGTERM (a supervisor, ``kill``) and SIGINT stop the run like Ctrl-C: the batch in flight
     rolls back and the map is written. (A shell starts a background command with SIGINT
-    ignored: it is restored here.) The previous handlers are put back after."""
+    ignored: it is restored here.) Once stopping, further signals are ignored to the end of the
+    process, so an impatient second one cannot leave the map behind what the database holds.
+    Without a signal the previous handlers are put back after."""
+    signals = (signal.SIGTERM, signal.SIGINT)
+    stopping = False
 
     def interrupt(signum: int, frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            print(f"{signal.Signals(signum).name} ignored: writing the map", flush=True)
+            return
+        stopping = True
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    before = {sig: signal.signal(sig, interrupt) for sig in signals}
     try:
         yield
     finally:
         for sig, handler in before.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if stopping else handler)
 
 
 def play_file(args: argparse.Namespace) -> int:
