@@ -28,6 +28,9 @@ _ID_INDEX_USING = "USING gin ((_jsonb -> '_id') jsonb_path_ops)"
 # Existing tables are indexed concurrently (FerretDB keeps writing); the trigger cannot be.
 _ID_INDEX = "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} " + _ID_INDEX_USING
 _ID_INDEX_TRIGGER = r"""
+-- the index's name, for the trigger and for existing tables alike (within 63 bytes)
+CREATE OR REPLACE FUNCTION public.vigie_ferretdb_id_index_name(rel name) RETURNS name
+LANGUAGE sql IMMUTABLE AS $$ SELECT (left(rel, 56) || '_id_gin')::name $$;
 CREATE OR REPLACE FUNCTION vigie_ferretdb_id_index() RETURNS event_trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -42,7 +45,7 @@ BEGIN
     ) THEN
       EXECUTE format(
         'CREATE INDEX IF NOT EXISTS %I ON %s ' || USING_CLAUSE,
-        left(rel, 56) || '_id_gin', obj.object_identity
+        public.vigie_ferretdb_id_index_name(rel), obj.object_identity
       );
     END IF;
   END LOOP;
@@ -201,14 +204,15 @@ class Postgres:
         with self._admin(ctx, FERRETDB_DATABASE) as conn:
             conn.execute(_ID_INDEX_TRIGGER.encode())
             tables = conn.execute(
-                "SELECT c.oid::regclass::text, c.relname FROM pg_class c"
+                "SELECT c.oid::regclass::text, public.vigie_ferretdb_id_index_name(c.relname)"
+                " FROM pg_class c"
                 " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = '_jsonb'"
                 " WHERE c.relkind = 'r' AND c.relname NOT LIKE '\\_ferretdb%'"
             ).fetchall()
-            for table, relname in tables:
+            for table, index in tables:
                 conn.execute(
                     sql.SQL(_ID_INDEX).format(
-                        name=sql.Identifier(f"{str(relname)[:56]}_id_gin"),
+                        name=sql.Identifier(str(index)),
                         table=sql.SQL(str(table)),
                     )
                 )
