@@ -28,7 +28,7 @@ from vigie_inference.adapters.predictions import PredictionLog
 from vigie_inference.handlers.decision import decide
 from vigie_inference.model import DEFAULT_CHALLENGERS, DEFAULT_CHAMPION, ColdStartModel
 from vigie_localstack.settings import StackSettings
-from vigie_runtime.headers import EVENT_ID
+from vigie_runtime.headers import EVENT_ID, LABEL_VALUE
 from vigie_runtime.testing import collect, eventually
 from vigie_stores.cassandra import CassandraStore
 from vigie_stores.mongo import MongoStore
@@ -196,10 +196,8 @@ async def test_labels_learning_reload_promote_rollback(stack: StackSettings, uni
                 quality = (await client.get("/v1/models/metrics?day=2018-04-02&days=2")).json()
                 score = (await client.post("/v1/score", json=_payload(txs[-1]))).json()
                 metrics = (await client.get("/metrics")).text
-        labels = [
-            decode(r.value).payload
-            for r in await collect(env.bootstrap, env.settings.labels_topic, 1000, timeout_s=3)
-        ]
+        label_records = await collect(env.bootstrap, env.settings.labels_topic, 1000, timeout_s=3)
+        labels = [decode(r.value).payload for r in label_records]
 
     assert first["cold_start"] is True and first["checkpoint"] is None
     assert first["serve_after"] == {"labels": 1, "frauds": len(frauds)}
@@ -215,6 +213,10 @@ async def test_labels_learning_reload_promote_rollback(stack: StackSettings, uni
     assert rolled.json()["champion"]["model_name"] == DEFAULT_CHAMPION
     assert score["cold_start"] is False and score["model_name"] == DEFAULT_CHAMPION
     assert all(isinstance(label, FraudLabel) for label in labels)
+    # the value is in a header too: a consumer that needs only frauds skips the rest undecoded
+    assert [dict(r.headers)[LABEL_VALUE].decode() for r in label_records] == [
+        label.label.value for label in labels if isinstance(label, FraudLabel)
+    ]
     fraud_ids = {t.transaction_id for t in frauds}
     by_source: dict[LabelSource, set[str]] = {}
     for label in labels:

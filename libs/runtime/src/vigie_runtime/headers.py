@@ -15,6 +15,10 @@ from vigie_contracts import Envelope
 EVENT_TYPE = "vigie.event_type"
 SCHEMA_VERSION = "vigie.schema_version"
 EVENT_ID = "vigie.event_id"
+#: on fraud.labels, the label's value (``fraud`` / ``genuine``): almost every label is a genuine
+#: one (one per transaction, after the label delay), and a consumer that needs only frauds skips
+#: the others without decoding them
+LABEL_VALUE = "vigie.label_value"
 
 DLQ_PREFIX = "vigie.dlq."
 DLQ_ERROR = "vigie.dlq.error"

@@ -19,6 +19,7 @@ from prometheus_client import Counter
 from vigie_contracts import Envelope, Event
 from vigie_contracts.events.fraud import FraudLabel
 from vigie_runtime import Message, Metrics, Producer, get_logger
+from vigie_runtime.headers import LABEL_VALUE
 
 from .adapters.predictions import PredictionLog
 from .handlers.labels import bucket_of, fraud_label, genuine_due, label_envelope, plan_sweep
@@ -56,6 +57,7 @@ async def publish_labels(
                 settings.labels_topic,
                 env,
                 key=label.transaction_id,
+                headers=[(LABEL_VALUE, label.label.value.encode())],
                 context=context,  # type: ignore[arg-type]  # a Context or None
             )
         )
