@@ -34,7 +34,6 @@ from typing import Any, cast
 import faust
 from faust.streams import Stream
 from faust.types import EventT, StreamT
-from faust.types.tuples import FutureMessage
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
@@ -71,14 +70,7 @@ Headers = list[tuple[str, bytes]]
 
 
 class _Table(faust.Table[bytes, bytes]):
-    """faust's table, keeping the futures of its changelog records until the worker takes them,
-    and without one false alarm of its first write per source topic.
-
-    The futures: faust writes a changelog record through its producer buffer, and before a
-    commit flushes that buffer only until no record has gone out for 100 ms. An offset could
-    then be committed while the changelog record of its event was still in the buffer, and a
-    ``kill -9`` lost the change (the crash test caught a refund missing after the restart). The
-    worker acks an event only once its changelog records are acknowledged by Kafka.
+    """faust's table, without one false alarm of its first write per source topic.
 
     faust checks that a table's changelog has as many partitions as the source topic, reading the
     counts from the consumer group's metadata. That metadata gives 0 for a topic it does not list
@@ -87,20 +79,6 @@ class _Table(faust.Table[bytes, bytes]):
     (seen on cold starts and when a second worker joined). 0 is never the count of a topic that
     exists: the check is left for when the count is known (a real mismatch still raises).
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._unconfirmed: list[FutureMessage] = []
-
-    def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
-        sent = super().send_changelog(*args, **kwargs)
-        self._unconfirmed.append(sent)
-        return sent
-
-    def take_unconfirmed(self) -> list[FutureMessage]:
-        """The changelog records written since the last call (one agent writes each table)."""
-        taken, self._unconfirmed = self._unconfirmed, []
-        return taken
 
     def _verify_source_topic_partitions(self, source_topic: str) -> None:
         if self.app.consumer.topic_partitions(self.changelog_topic_name) == 0:
@@ -226,9 +204,6 @@ class FeaturesWorker:
             EntityType.MERCHANT: table("merchants", "EntityState of each merchant"),
         }
         self.held = table("held-labels", "fraud labels waiting for their transaction, by customer")
-        t = self.tables
-        self._customer_tables = (t[EntityType.CUSTOMER], t[EntityType.CARD], self.held)
-        self._merchant_tables = (t[EntityType.TERMINAL], t[EntityType.MERCHANT])
         #: the first exception an agent died of (faust would restart it and carry on)
         self.agent_failure: BaseException | None = None
         agents: list[tuple[Any, str, Callable[[StreamT[bytes]], Any]]] = [
@@ -333,7 +308,7 @@ class FeaturesWorker:
                 await self._send(
                     self.merchant_topic, forward.merchant_id, encode_forward(forward), span
                 )
-            await self._finish(stream, event, step, message, decoded, self._customer_tables)
+            await self._finish(stream, event, step, message, decoded)
 
     async def _merchant_agent(self, stream: StreamT[bytes]) -> None:
         manual = _manual_acks(stream)
@@ -350,9 +325,7 @@ class FeaturesWorker:
                 terminal = self._load(EntityType.TERMINAL, forward.terminal_id)
                 merchant = self._load(EntityType.MERCHANT, forward.merchant_id)
                 step = on_forward(forward, terminal, merchant)
-                await self._finish(
-                    manual, event, step, message, forward.routed, self._merchant_tables
-                )
+                await self._finish(manual, event, step, message, forward.routed)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -369,10 +342,8 @@ class FeaturesWorker:
         step: Step,
         message: Any,
         routed: Routed,
-        tables: Sequence[_Table],
     ) -> None:
-        """Persist the changed states, queue their hashes, ack once Redis has them and Kafka
-        has their changelog records (``tables``: those of the calling agent)."""
+        """Persist the changed states, queue their hashes, ack once Redis has them."""
         position = str(_Position(message.topic, message.partition, message.offset))
         source = f"{message.topic}:{message.partition}"
         for touched in step.touched:
@@ -419,11 +390,7 @@ class FeaturesWorker:
         lag = (datetime.now(UTC) - event_time_of(routed.fact)).total_seconds()
         self.metrics.observe_latencies(message.topic, (lag,))
 
-        changelog = [sent for table in tables for sent in table.take_unconfirmed()]
-
         async def ack() -> None:
-            if changelog:
-                await asyncio.gather(*changelog)
             await stream.ack(event)
             self.metrics.count_processed(message.topic, 1)
 
