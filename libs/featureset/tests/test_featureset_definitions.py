@@ -60,7 +60,7 @@ def test_registry_names_and_order() -> None:
         "terminal_nb_tx_30d", "terminal_risk_30d",
     )
     assert tuple(f.name for f in FEATURES[:15]) == HANDBOOK_FEATURES
-    assert len(set(FEATURE_NAMES)) == len(FEATURES) == 33
+    assert len(set(FEATURE_NAMES)) == len(FEATURES) == 34
     assert feature("terminal_risk_7d").delay == timedelta(days=7)
     assert feature("terminal_risk_7d").window == timedelta(days=7)
     assert feature("card_nb_tx_1h").entity is EntityType.CARD

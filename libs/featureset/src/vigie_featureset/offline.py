@@ -67,22 +67,35 @@ def _codes(*columns: Any) -> list[I64]:
     return out
 
 
+def _windows(df: pd.DataFrame, key: str, window: timedelta) -> tuple[Any, I64]:
+    """Per ``key`` group, amount_minor's rolling ``window`` over (t - window, t], this row and the
+    rows before it in (time, id) order included (the handbook's ``rolling(window)``), and where
+    each of its results goes: it lists groups in order of first appearance, each in row order
+    (its index is (key, when), not the rows)."""
+    series = pd.Series(df["amount_minor"].to_numpy(), index=pd.DatetimeIndex(df["when"]))
+    rolled = series.groupby(df[key].to_numpy(), sort=False).rolling(window)
+    codes, _ = pd.factorize(df[key])
+    return rolled, np.argsort(codes, kind="stable")
+
+
 def _rolling(
     df: pd.DataFrame, key: str, window: timedelta, *, with_sum: bool = True
 ) -> tuple[F64, F64]:
-    """Per ``key`` group, the count and the sum of amount_minor over (t - window, t], this row and
-    the rows before it in (time, id) order included: the handbook's ``rolling(window)``."""
-    series = pd.Series(df["amount_minor"].to_numpy(), index=pd.DatetimeIndex(df["when"]))
-    rolled = series.groupby(df[key].to_numpy(), sort=False).rolling(window)
-    # The result lists groups in order of first appearance, each in row order (its index is
-    # (key, when), not the rows): put the values back in row order.
-    codes, _ = pd.factorize(df[key])
-    order = np.argsort(codes, kind="stable")
+    """Per ``key`` group, the count and the sum of amount_minor over ``_windows``' window."""
+    rolled, order = _windows(df, key, window)
     count, total = np.empty(len(df)), np.zeros(len(df))
     count[order] = rolled.count().to_numpy(dtype=np.float64)
     if with_sum:
         total[order] = rolled.sum().to_numpy(dtype=np.float64)
     return count, total
+
+
+def _rolling_median(df: pd.DataFrame, key: str, window: timedelta) -> F64:
+    """Per ``key`` group, the median amount_minor over ``_windows``' window."""
+    rolled, order = _windows(df, key, window)
+    out = np.empty(len(df))
+    out[order] = rolled.median().to_numpy(dtype=np.float64)
+    return out
 
 
 def _delayed_count(df: pd.DataFrame, key: str, days: int, delay_count: F64) -> F64:
@@ -187,6 +200,9 @@ def compute_offline(
         out[f"customer_avg_amount_{name}"] = _ratio(total / 100.0, count)
     avg30 = out["customer_avg_amount_30d"]
     out["customer_amount_ratio_30d"] = _ratio(amount, avg30)
+    out["customer_amount_median_ratio_30d"] = _ratio(
+        amount, _rolling_median(df, "customer_id", timedelta(days=30)) / 100.0
+    )
     gap = df.groupby("customer_id", sort=False)["t"].diff().to_numpy(dtype=np.float64) / _US
     out["customer_seconds_since_previous"] = np.where(
         np.isnan(gap), _MAX_GAP_S, np.minimum(gap, _MAX_GAP_S)

@@ -100,6 +100,9 @@ FEATURES: tuple[FeatureDef, ...] = (
                "distinct merchants of the customer's transactions in (t - 1d, t]", _SECOND),
     FeatureDef("customer_amount_ratio_30d", _C, VIEW_REQUEST, timedelta(days=30), None, "float",
                "amount / customer_avg_amount_30d (0 when the average is 0)", _SECOND),
+    FeatureDef("customer_amount_median_ratio_30d", _C, VIEW_REQUEST, timedelta(days=30), None,
+               "float", "amount / the median amount of the customer's transactions in "
+               "(t - 30d, t], this one included (0 when the median is 0)", _SECOND),
     FeatureDef("customer_refund_ratio_30d", _C, VIEW_CUSTOMER, timedelta(days=30), None, "float",
                "refunds created in (t - 30d, t] / customer_nb_tx_30d", _SECOND),
     FeatureDef("card_nb_tx_1h", _K, VIEW_CARD, _HOUR, None, "int",
