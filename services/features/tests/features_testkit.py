@@ -25,7 +25,6 @@ from vigie_features.app import worker_wiring
 from vigie_features.settings import FeaturesSettings
 from vigie_localstack.settings import StackSettings
 from vigie_runtime import KafkaSettings, ObservabilitySettings, Producer, run_service
-from vigie_runtime.headers import LABEL_VALUE
 from vigie_stores.redis import RedisConfig
 from vigie_traffic.simulator import SimConfig, Simulator
 
@@ -282,11 +281,7 @@ async def produce(producer: Producer, items: Iterable[tuple[str, str, Event]]) -
     futures = []
     for topic, key, event in items:
         envelope = Envelope.wrap(event, producer="tests", event_time=event_time(event))
-        # as the labeller sends them: a genuine label is skipped by its header, undecoded
-        headers = []
-        if isinstance(event, FraudLabel):
-            headers.append((LABEL_VALUE, event.label.value.encode()))
-        futures.append(producer.send(topic, envelope, key=key, headers=headers))
+        futures.append(producer.send(topic, envelope, key=key))
     await asyncio.gather(*futures)
     return len(futures)
 

@@ -29,11 +29,9 @@ from vigie_features.handlers import (
     parse_entity_type,
     route_of,
     select,
-    skipped_undecoded,
 )
 from vigie_featureset import EntityState, LabelFact, TxFact, encode_fields, entity_values
 from vigie_runtime import Poison
-from vigie_runtime.headers import LABEL_VALUE
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
 
@@ -73,10 +71,6 @@ def test_sources_decode_to_facts_routed_by_customer() -> None:
 
 def test_genuine_labels_are_ignored_and_unplaceable_events_are_poison() -> None:
     assert isinstance(decode_source(_raw(_label("tx1", fraud=False))), Ignored)
-    # ... before decoding when the header says so; anything else is decoded
-    assert skipped_undecoded([("x", b"1"), (LABEL_VALUE, b"genuine")]) == Ignored("genuine label")
-    assert skipped_undecoded([(LABEL_VALUE, b"fraud")]) is None
-    assert skipped_undecoded([]) is None
     with pytest.raises(Poison):
         decode_source(_raw(_label("tx1", customer=None)))
     refund = RefundCreated(

@@ -59,7 +59,6 @@ from .handlers import (
     hash_fields,
     on_customer_event,
     on_forward,
-    skipped_undecoded,
 )
 from .settings import FeaturesSettings
 from .status import FeatureMetrics, WorkerStatus
@@ -67,23 +66,6 @@ from .status import FeatureMetrics, WorkerStatus
 _log = get_logger(__name__)
 
 Headers = list[tuple[str, bytes]]
-
-
-class _Table(faust.Table[bytes, bytes]):
-    """faust's table, without one false alarm of its first write per source topic.
-
-    faust checks that a table's changelog has as many partitions as the source topic, reading the
-    counts from the consumer group's metadata. That metadata gives 0 for a topic it does not list
-    (yet): a changelog faust has just created on a fresh broker, or after a rebalance, until the
-    next refresh. faust then raised ``PartitionsMismatch ... 0 partitions`` and the worker stopped
-    (seen on cold starts and when a second worker joined). 0 is never the count of a topic that
-    exists: the check is left for when the count is known (a real mismatch still raises).
-    """
-
-    def _verify_source_topic_partitions(self, source_topic: str) -> None:
-        if self.app.consumer.topic_partitions(self.changelog_topic_name) == 0:
-            return
-        super()._verify_source_topic_partitions(source_topic)
 
 
 def store_url(settings: FeaturesSettings) -> tuple[str, str | None]:
@@ -170,7 +152,6 @@ class FeaturesWorker:
             broker_session_timeout=settings.kafka.session_timeout_ms / 1000,
             broker_heartbeat_interval=max(settings.kafka.session_timeout_ms / 10_000, 0.5),
             consumer_auto_offset_reset="earliest",
-            Table=_Table,
             consumer_group_instance_id=settings.group_instance_id,
             autodiscover=False,
         )
@@ -188,13 +169,12 @@ class FeaturesWorker:
         sources = topic(settings.refunds_topic, settings.labels_topic, settings.sessions_topic)
         customer_inputs = topic(settings.transactions_topic, settings.customer_events_topic)
 
-        def table(name: str, help_: str) -> _Table:
-            made = app.Table(
+        def table(name: str, help_: str) -> Any:
+            return app.Table(
                 name, default=None, partitions=p, key_type=bytes, value_type=bytes, help=help_
             )
-            return cast(_Table, made)
 
-        self.tables: dict[EntityType, _Table] = {
+        self.tables: dict[EntityType, Any] = {
             EntityType.CUSTOMER: table("customers", "EntityState of each customer"),
             EntityType.CARD: table("cards", "EntityState of each card (by token)"),
             # on its merchant's partition (the table of the per-terminal layout was "terminals")
@@ -247,10 +227,6 @@ class FeaturesWorker:
         async for event in stream.events():
             message = event.message
             self._count_consumed(message.topic)
-            skipped = skipped_undecoded(_headers(message.headers))
-            if skipped is not None:
-                self._ignored(skipped)
-                continue
             with self._span(message) as span:
                 try:
                     routed = decode_source(event.value)

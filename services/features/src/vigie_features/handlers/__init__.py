@@ -17,7 +17,6 @@ from .routing import (
     event_id_of,
     event_time_of,
     route,
-    skipped_undecoded,
 )
 from .updates import (
     HeldLabels,
@@ -45,7 +44,6 @@ __all__ = [
     "decode_forward",
     "decode_internal",
     "decode_source",
-    "skipped_undecoded",
     "describe",
     "encode_forward",
     "encode_internal",

@@ -9,7 +9,6 @@ The re-keyed messages are this service's own compact JSON, never read by anyone 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -24,10 +23,8 @@ from vigie_contracts.events import (
     SessionSummary,
     TransactionCreated,
 )
-from vigie_contracts.events.fraud import LabelValue
 from vigie_featureset import LabelFact, RefundFact, SessionFact, TxFact, from_us, to_us
 from vigie_runtime import Poison, envelope_decoder
-from vigie_runtime.headers import LABEL_VALUE
 
 Fact = TxFact | LabelFact | RefundFact | SessionFact
 
@@ -121,17 +118,6 @@ def route(envelope: Envelope[Event]) -> Routed | Ignored:
         session = SessionFact.from_event(payload)
         return Routed(session, session.customer_id)
     return Ignored(f"event type {envelope.event_type} changes no feature")
-
-
-_GENUINE = LabelValue.GENUINE.value.encode()
-
-
-def skipped_undecoded(headers: Iterable[tuple[str, bytes]]) -> Ignored | None:
-    """What a record's headers already say changes no feature (a genuine label), else None."""
-    for key, value in headers:
-        if key == LABEL_VALUE and value == _GENUINE:
-            return Ignored("genuine label")
-    return None
 
 
 def decode_source(value: bytes | None) -> Routed | Ignored:
