@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -60,7 +61,7 @@ def test_registry_names_and_order() -> None:
         "terminal_nb_tx_30d", "terminal_risk_30d",
     )
     assert tuple(f.name for f in FEATURES[:15]) == HANDBOOK_FEATURES
-    assert len(set(FEATURE_NAMES)) == len(FEATURES) == 34
+    assert len(set(FEATURE_NAMES)) == len(FEATURES) == 36
     assert feature("terminal_risk_7d").delay == timedelta(days=7)
     assert feature("terminal_risk_7d").window == timedelta(days=7)
     assert feature("card_nb_tx_1h").entity is EntityType.CARD
@@ -95,6 +96,33 @@ def test_customer_window_edges() -> None:
     assert v["customer_nb_tx_1h"] == 1.0 and v["customer_avg_amount_1h"] == 20.0
     assert v["customer_amount_ratio_30d"] == 1.0
     assert v["customer_seconds_since_previous"] == DAY.total_seconds() - 1e-6
+
+
+def test_amount_against_the_customers_month() -> None:
+    earlier = [
+        tx("e", T - 31 * DAY, 90_000),  # outside the 30 days
+        tx("a1", T - 20 * DAY, 1_000),
+        tx("a2", T - 19 * DAY, 1_000),
+        tx("a3", T - 18 * DAY, 1_000),
+        tx("b", T - 7 * DAY, 6_000),  # in the 30 days, on the 7-day edge: not a recent high
+        tx("c", T - 5 * DAY, 6_000),  # a recent high: above 3x the median (10.00)
+        tx("d", T - HOUR, 1_000),
+        tx("f", T - 2 * DAY, 90_000, customer="c2"),  # another customer's
+    ]
+    target = tx("g", T, 2_000)
+    v = both([*earlier, target], target)
+    month = [10.0, 10.0, 10.0, 60.0, 60.0, 10.0, 20.0]
+    assert v["customer_amount_median_ratio_30d"] == 2.0
+    zscore = (20.0 - statistics.fmean(month)) / statistics.pstdev(month)
+    assert v["customer_amount_zscore_30d"] == pytest.approx(zscore, rel=1e-12)
+    assert v["customer_high_amounts_7d"] == 1.0
+    # The scored transaction is not one of its own earlier highs; the same amounts: no spread.
+    same = [tx(f"s{i}", T - i * DAY, 1_000) for i in (3, 2, 1)]
+    high = tx("h", T, 50_000)
+    v = both([*same, high], high)
+    assert (v["customer_high_amounts_7d"], v["customer_amount_median_ratio_30d"]) == (0.0, 50.0)
+    flat = tx("h", T, 1_000)
+    assert both([*same, flat], flat)["customer_amount_zscore_30d"] == 0.0
 
 
 def test_ties_at_the_same_time_are_ordered_by_id() -> None:

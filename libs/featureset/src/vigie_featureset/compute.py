@@ -9,6 +9,7 @@ frauds among them labelled at or before t.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -153,19 +154,40 @@ def _customer_values(
     out["customer_failed_logins_1h"] = float(failed)
 
 
-def _median_30d(
-    state: EntityState | None, end: int, extra: Sequence[_Row], current: _Row, t: int
-) -> float:
-    """The median amount (minor units) of state entries [0, end), ``extra`` and ``current`` in
-    (t - 30d, t]. A compromised customer's frauds inflate the 30-day mean; the median much less
-    (a third of the transactions at 5x over 14 days moves it ~1.2x, the mean ~1.6x)."""
-    lo = t - 30 * _D
+def _amount_values(
+    state: EntityState | None,
+    end: int,
+    extra: Sequence[_Row],
+    current: _Row,
+    t: int,
+    out: dict[str, float],
+) -> None:
+    """The scored amount against the customer's amounts in (t - 30d, t] (state entries [0, end),
+    ``extra`` and ``current``). A compromised customer's frauds inflate the 30-day mean; the median
+    much less (a third of the transactions at 5x over 14 days moves it ~1.2x, the mean ~1.6x), so
+    the earlier transactions of the last 7 days far above it count the burst itself."""
+    lo, week = t - 30 * _D, t - 7 * _D
+    times: list[int] = []
     amounts: list[int] = []
     if state is not None and end > 0:
-        amounts = state.amounts[bisect_right(state.ts, lo, 0, end) : end]
-    amounts += [row[1] for row in extra if row[0] > lo]
-    amounts.append(current[1])
-    return float(median(amounts))
+        start = bisect_right(state.ts, lo, 0, end)
+        times, amounts = state.ts[start:end], state.amounts[start:end]
+    for row in extra:
+        if row[0] > lo:
+            times.append(row[0])
+            amounts.append(row[1])
+    amount = current[1]
+    middle = median([*amounts, amount])
+    # (n * a - S1) / sqrt(n * S2 - S1^2) = (a - mean) / population std: exact integers up to the
+    # root, so the offline reference (exact float sums of integers) gives the same bits.
+    n = len(amounts) + 1
+    s1 = sum(amounts) + amount
+    spread = n * (sum(a * a for a in amounts) + amount * amount) - s1 * s1
+    above = 3 * middle
+    high = sum(1 for at, a in zip(times, amounts, strict=True) if at > week and a > above)
+    out["customer_amount_median_ratio_30d"] = amount / middle if middle else 0.0
+    out["customer_amount_zscore_30d"] = (n * amount - s1) / math.sqrt(spread) if spread else 0.0
+    out["customer_high_amounts_7d"] = float(high)
 
 
 def _card_values(
@@ -219,7 +241,7 @@ def complete(
     c_end = _before(customer, tx) if customer is not None else 0
     c_extra = _rows(_extra(customer, tx, pending))
     _customer_values(customer, c_end, c_extra, current, t, values)
-    median30 = _median_30d(customer, c_end, c_extra, current, t) / 100.0
+    _amount_values(customer, c_end, c_extra, current, t, values)
 
     if tx.has_card:
         card = states.get((EntityType.CARD, tx.card_token or ""))
@@ -236,7 +258,6 @@ def complete(
     values["during_weekend"] = 1.0 if when.weekday() >= 5 else 0.0
     values["during_night"] = 1.0 if when.hour <= 6 else 0.0
     values["customer_amount_ratio_30d"] = amount / avg30 if avg30 else 0.0
-    values["customer_amount_median_ratio_30d"] = amount / median30 if median30 else 0.0
     return {name: values[name] for name in FEATURE_NAMES}
 
 

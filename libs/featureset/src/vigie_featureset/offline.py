@@ -67,12 +67,15 @@ def _codes(*columns: Any) -> list[I64]:
     return out
 
 
-def _windows(df: pd.DataFrame, key: str, window: timedelta) -> tuple[Any, I64]:
-    """Per ``key`` group, amount_minor's rolling ``window`` over (t - window, t], this row and the
-    rows before it in (time, id) order included (the handbook's ``rolling(window)``), and where
-    each of its results goes: it lists groups in order of first appearance, each in row order
-    (its index is (key, when), not the rows)."""
-    series = pd.Series(df["amount_minor"].to_numpy(), index=pd.DatetimeIndex(df["when"]))
+def _windows(
+    df: pd.DataFrame, key: str, window: timedelta, values: F64 | None = None
+) -> tuple[Any, I64]:
+    """Per ``key`` group, the rolling ``window`` of ``values`` (default amount_minor) over
+    (t - window, t], this row and the rows before it in (time, id) order included (the handbook's
+    ``rolling(window)``), and where each of its results goes: it lists groups in order of first
+    appearance, each in row order (its index is (key, when), not the rows)."""
+    data = df["amount_minor"].to_numpy() if values is None else values
+    series = pd.Series(data, index=pd.DatetimeIndex(df["when"]))
     rolled = series.groupby(df[key].to_numpy(), sort=False).rolling(window)
     codes, _ = pd.factorize(df[key])
     return rolled, np.argsort(codes, kind="stable")
@@ -90,11 +93,32 @@ def _rolling(
     return count, total
 
 
-def _rolling_median(df: pd.DataFrame, key: str, window: timedelta) -> F64:
-    """Per ``key`` group, the median amount_minor over ``_windows``' window."""
-    rolled, order = _windows(df, key, window)
+def _rolling_stat(
+    df: pd.DataFrame, key: str, window: timedelta, stat: str, values: F64 | None = None
+) -> F64:
+    """Per ``key`` group, ``stat`` ("median", "sum") of ``_windows``' window."""
+    rolled, order = _windows(df, key, window, values)
     out = np.empty(len(df))
-    out[order] = rolled.median().to_numpy(dtype=np.float64)
+    out[order] = getattr(rolled, stat)().to_numpy(dtype=np.float64)
+    return out
+
+
+def _earlier_above(owner: I64, t: I64, amount: F64, threshold: F64, window: int) -> F64:
+    """For each row, the owner's earlier rows in (t - window, t] whose amount is above this
+    row's threshold; rows are in (time, id) order."""
+    out = np.zeros(t.size)
+    order = np.argsort(owner, kind="stable")
+    ow, tt = owner[order].tolist(), t[order].tolist()
+    aa, th = amount[order].tolist(), threshold[order].tolist()
+    res = [0] * len(ow)
+    start = 0
+    for i in range(len(ow)):
+        if i and ow[i] != ow[i - 1]:
+            start = i
+        while tt[start] <= tt[i] - window:
+            start += 1
+        res[i] = sum(1 for j in range(start, i) if aa[j] > th[i])
+    out[order] = res
     return out
 
 
@@ -200,15 +224,22 @@ def compute_offline(
         out[f"customer_avg_amount_{name}"] = _ratio(total / 100.0, count)
     avg30 = out["customer_avg_amount_30d"]
     out["customer_amount_ratio_30d"] = _ratio(amount, avg30)
-    out["customer_amount_median_ratio_30d"] = _ratio(
-        amount, _rolling_median(df, "customer_id", timedelta(days=30)) / 100.0
+    cust_code, term_code, merch_code = _codes(
+        df["customer_id"], df["terminal_id"], df["merchant_id"]
     )
+    minor = df["amount_minor"].to_numpy(dtype=np.float64)
+    month = timedelta(days=30)
+    middle = _rolling_stat(df, "customer_id", month, "median")
+    out["customer_amount_median_ratio_30d"] = _ratio(minor, middle)
+    # Sums of integers below 2**53 are exact, so these are the online integers, as floats.
+    n30, s1 = out["customer_nb_tx_30d"], _rolling_stat(df, "customer_id", month, "sum")
+    s2 = _rolling_stat(df, "customer_id", month, "sum", minor * minor)
+    spread = n30 * s2 - s1 * s1
+    out["customer_amount_zscore_30d"] = _ratio(n30 * minor - s1, np.sqrt(spread))
+    out["customer_high_amounts_7d"] = _earlier_above(cust_code, t, minor, 3 * middle, 7 * _D)
     gap = df.groupby("customer_id", sort=False)["t"].diff().to_numpy(dtype=np.float64) / _US
     out["customer_seconds_since_previous"] = np.where(
         np.isnan(gap), _MAX_GAP_S, np.minimum(gap, _MAX_GAP_S)
-    )
-    cust_code, term_code, merch_code = _codes(
-        df["customer_id"], df["terminal_id"], df["merchant_id"]
     )
     out["customer_distinct_terminals_1d"] = _distinct_1d(cust_code, t, term_code)
     out["customer_distinct_merchants_1d"] = _distinct_1d(cust_code, t, merch_code)

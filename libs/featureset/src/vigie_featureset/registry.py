@@ -103,6 +103,13 @@ FEATURES: tuple[FeatureDef, ...] = (
     FeatureDef("customer_amount_median_ratio_30d", _C, VIEW_REQUEST, timedelta(days=30), None,
                "float", "amount / the median amount of the customer's transactions in "
                "(t - 30d, t], this one included (0 when the median is 0)", _SECOND),
+    FeatureDef("customer_amount_zscore_30d", _C, VIEW_REQUEST, timedelta(days=30), None, "float",
+               "(amount - mean) / population standard deviation of the amounts of the "
+               "customer's transactions in (t - 30d, t], this one included (0 when it is 0)",
+               _SECOND),
+    FeatureDef("customer_high_amounts_7d", _C, VIEW_REQUEST, timedelta(days=7), None, "int",
+               "the customer's earlier transactions in (t - 7d, t] whose amount is above 3x "
+               "the median of customer_amount_median_ratio_30d", _SECOND),
     FeatureDef("customer_refund_ratio_30d", _C, VIEW_CUSTOMER, timedelta(days=30), None, "float",
                "refunds created in (t - 30d, t] / customer_nb_tx_30d", _SECOND),
     FeatureDef("card_nb_tx_1h", _K, VIEW_CARD, _HOUR, None, "int",
