@@ -43,6 +43,7 @@ from vigie_runtime import DeadLetterPublisher, Message, Metrics, get_logger
 from vigie_runtime.loop import BAD_INPUT
 from vigie_runtime.tracing import extract, inject
 
+from .adapters.changelog_flush import drain_before_commit
 from .adapters.sink import FeatureSink
 from .handlers import (
     HeldLabels,
@@ -160,6 +161,7 @@ class FeaturesWorker:
         # message per wait) once 100 are pending: at thousands of events/s that cap, not the
         # CPU, bounds the worker. aiokafka batches what the buffer hands it.
         app.producer.buffer.max_messages = settings.changelog_buffer
+        drain_before_commit(app.producer.buffer)
 
         def topic(*names: str) -> Any:
             return app.topic(*names, key_serializer="raw", value_serializer="raw")
