@@ -275,17 +275,23 @@ class FeaturesWorker:
             held_before = self.held.get(held_key) if needs_held else None
             held = HeldLabels.from_bytes(held_before)
             step = on_customer_event(decoded, customer, card, held, self.lateness)
+            sent = [
+                await self._send(
+                    self.merchant_topic, forward.merchant_id, encode_forward(forward), span
+                )
+                for forward in step.forwards
+            ]
             if needs_held:
                 after = held.to_bytes() if held else None
                 if after != held_before:
+                    # A label released with its transaction's forward must stay held in the
+                    # changelog (sent in the background) until Kafka has the forward: else a
+                    # crash replays the transaction, a duplicate, with nothing left to forward.
+                    await asyncio.gather(*sent)
                     if after is None:
                         self.held.pop(held_key, None)
                     else:
                         self.held[held_key] = after
-            for forward in step.forwards:
-                await self._send(
-                    self.merchant_topic, forward.merchant_id, encode_forward(forward), span
-                )
             await self._finish(stream, event, step, message, decoded)
 
     async def _merchant_agent(self, stream: StreamT[bytes]) -> None:
@@ -375,10 +381,16 @@ class FeaturesWorker:
         self.sink.after(ack)
         await self.sink.wait_for_room()
 
-    async def _send(self, topic: Any, key: str, value: bytes, span: trace.Span) -> None:
+    async def _send(
+        self, topic: Any, key: str, value: bytes, span: trace.Span
+    ) -> asyncio.Future[Any]:
+        """Hand the record to the producer; returns the future of Kafka's acknowledgement."""
         headers: Headers = []
         inject(headers, trace.set_span_in_context(span))
-        await topic.send(key=key.encode(), value=value, headers=headers)
+        return cast(
+            "asyncio.Future[Any]",
+            await topic.send(key=key.encode(), value=value, headers=headers),
+        )
 
     def _span(self, message: Any) -> Any:
         parent = extract(_headers(message.headers))
