@@ -213,7 +213,10 @@ def test_sigterm_stops_a_replay_like_ctrl_c(
             seen.append(proc.stdout.readline())
             assert seen[-1] and time.monotonic() < deadline
         proc.send_signal(signal.SIGTERM)  # an impatient second one, while the map is written
-        out, _ = proc.communicate(timeout=30)
+        # The rest through the same reader: readline() may already hold the "map:" line in its
+        # buffer, which communicate() (reading the pipe itself) would never see.
+        out = proc.stdout.read()
+        proc.wait(timeout=30)
 
         assert proc.returncode == 0 and "map:" in out
         replayed = [r for r in pq.read_table(map_path).to_pylist() if r["transaction_id"]]
@@ -222,6 +225,8 @@ def test_sigterm_stops_a_replay_like_ctrl_c(
     finally:
         if proc.poll() is None:
             proc.kill()
+        if proc.stdout is not None:
+            proc.stdout.close()
         delete_run(conn, _run_ids(conn, prefix))
 
 
