@@ -6,6 +6,7 @@ rollback over REST."""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -189,6 +190,8 @@ async def test_labels_learning_reload_promote_rollback(stack: StackSettings, uni
 
                 await eventually(learned, timeout_s=40, every_s=0.3)
                 warm = (await client.get("/v1/models/status")).json()
+                # the served models are kept out of the cyclic GC's full passes
+                frozen = gc.get_freeze_count()
                 listing = (await client.get("/v1/models")).json()
                 promoted = await client.post(
                     "/v1/models/promote", json={"model_name": CHALLENGER, "reason": "test"}
@@ -201,6 +204,8 @@ async def test_labels_learning_reload_promote_rollback(stack: StackSettings, uni
         label_records = await collect(env.bootstrap, env.settings.labels_topic, 1000, timeout_s=3)
         labels = [decode(r.value).payload for r in label_records]
 
+    gc.unfreeze()
+    assert frozen > 0
     assert first["cold_start"] is True and first["checkpoint"] is None
     assert first["serve_after"] == {"labels": 1, "frauds": len(frauds)}
     assert warm["champion"]["model_name"] == DEFAULT_CHAMPION

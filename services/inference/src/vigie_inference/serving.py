@@ -9,6 +9,7 @@ and the status says so.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from .adapters.models import Checkpoint, ModelRegistry
@@ -56,6 +57,17 @@ def restore(kind: str, data: bytes) -> FraudModel:
     if model.name != kind:
         raise ValueError(f"checkpointed state of {model.name!r} where {kind!r} was expected")
     return model
+
+
+def _freeze_heap() -> None:
+    """Keep the served models out of the cyclic GC's full passes. A forest is a long-lived graph
+    of ~10^6 objects that every full pass walks, holding the event loop: measured in the scorer at
+    200 tx/s, a 215-258 ms pause every ~9 s; 33-80 ms with the models frozen (an ARF of 712k
+    objects alone: 586 ms, 0.0 ms once frozen). The models a reload replaces were frozen with the
+    rest: thawed and collected first, one full pass per reload."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def cold_start() -> ServingSet:
@@ -110,6 +122,7 @@ class ModelSource:
                 challengers.append(await self._served(kind, latest))
         self.serving = ServingSet(champion, tuple(challengers), revision)
         self.reloads += 1
+        _freeze_heap()
         return True
 
     def enough(self, checkpoint: Checkpoint) -> bool:
