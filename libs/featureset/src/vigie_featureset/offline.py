@@ -213,6 +213,7 @@ def compute_offline(
     out["during_night"] = (df["when"].dt.hour <= 6).to_numpy(dtype=np.float64)
 
     # --- customer windows: the handbook's rolling over the customer's transactions
+    totals: dict[str, F64] = {}
     for name, window in (
         ("1h", timedelta(hours=1)),
         ("1d", timedelta(days=1)),
@@ -220,6 +221,7 @@ def compute_offline(
         ("30d", timedelta(days=30)),
     ):
         count, total = _rolling(df, "customer_id", window)
+        totals[name] = total
         out[f"customer_nb_tx_{name}"] = count
         out[f"customer_avg_amount_{name}"] = _ratio(total / 100.0, count)
     avg30 = out["customer_avg_amount_30d"]
@@ -232,7 +234,7 @@ def compute_offline(
     middle = _rolling_stat(df, "customer_id", month, "median")
     out["customer_amount_median_ratio_30d"] = _ratio(minor, middle)
     # Sums of integers below 2**53 are exact, so these are the online integers, as floats.
-    n30, s1 = out["customer_nb_tx_30d"], _rolling_stat(df, "customer_id", month, "sum")
+    n30, s1 = out["customer_nb_tx_30d"], totals["30d"]
     s2 = _rolling_stat(df, "customer_id", month, "sum", minor * minor)
     spread = n30 * s2 - s1 * s1
     out["customer_amount_zscore_30d"] = _ratio(n30 * minor - s1, np.sqrt(spread))

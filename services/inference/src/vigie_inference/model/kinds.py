@@ -25,8 +25,8 @@ with a second forest seed too (0.877 / 0.698 / 0.308 measured on the same featur
 run: its forest moves by about +-0.015 AUC per week between seeds, the mean much less). Its cost,
 measured differently from the column above: in the bench's loop over the whole handbook draw,
 469 µs per predict and 187 µs per learn (wall clock, mean per call, another bench beside it); in
-the scorer, 1,106 µs of CPU per
-transaction against arf_steps' 950 (``bench/inference_latency.py --rate 2000``). The forest's
+the scorer, 1,106 µs of CPU per transaction against arf_steps' 950
+(``bench/inference_latency.py --rate 2000``). The forest's
 figures move by about +-0.02 AP with tiny changes of its input (a refit on features differing in
 200 of 1.78 M rows gave 0.856 / 0.634 / 0.296), so compare kinds on several weeks, not one. A
 batch scikit-learn HistGradientBoosting trained on the five weeks before each test week (7-day
