@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -297,9 +298,10 @@ async def wait_until(check: Any, timeout_s: float = 60.0, every_s: float = 0.1) 
 # -- catching up, and the offline check ---------------------------------------------------------
 
 
-async def caught_up(s: FeaturesSettings) -> bool:
-    """Everything on the source and internal topics is committed by the worker's group (an
-    offset is committed only once its event's hashes are in Redis)."""
+async def behind(s: FeaturesSettings) -> dict[str, str]:
+    """What the worker's group has not committed yet, by partition ("committed/end"), of the
+    source and internal topics (an offset is committed only once its event's hashes are in
+    Redis); ``{"topics": "missing"}`` before the internal topics exist."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topics = [
@@ -310,6 +312,7 @@ async def caught_up(s: FeaturesSettings) -> bool:
         s.customer_events_topic,
         s.merchant_events_topic,
     ]
+    missing = {"topics": "missing"}
     consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka.bootstrap_servers)
     admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka.bootstrap_servers)
     await consumer.start()
@@ -317,25 +320,50 @@ async def caught_up(s: FeaturesSettings) -> bool:
     try:
         # describing a missing topic would auto-create it with the broker's default partitions
         if not set(topics) <= set(await admin.list_topics()):
-            return False
+            return missing
         described = await admin.describe_topics(topics)
         tps = [
             TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
         ]
         if len({tp.topic for tp in tps}) != len(topics):
-            return False  # the internal topics are not created yet
+            return missing  # the internal topics are not created yet
         ends = await consumer.end_offsets(tps)
         committed = await admin.list_consumer_group_offsets(s.app_id)
     finally:
         await consumer.stop()
         await admin.close()
+    out: dict[str, str] = {}
     for tp in tps:
-        end = ends[tp]
         meta = committed.get(tp)
         done = meta.offset if meta is not None else 0
-        if done < end:
-            return False
-    return True
+        if done < ends[tp]:
+            out[f"{tp.topic}:{tp.partition}"] = f"{done}/{ends[tp]}"
+    return out
+
+
+async def caught_up(s: FeaturesSettings) -> bool:
+    """Everything on the source and internal topics is committed by the worker's group."""
+    return not await behind(s)
+
+
+async def wait_caught_up(
+    s: FeaturesSettings, timeout_s: float, *, http: httpx.AsyncClient, log: Path
+) -> None:
+    """``wait_until(caught_up)``, failing with where the worker stands: what is not committed,
+    its ``/status`` (partitions, table recovery) and the end of its log."""
+    try:
+        await wait_until(lambda: caught_up(s), timeout_s=timeout_s)
+    except AssertionError as exc:
+        try:
+            status: Any = (await http.get("/status")).json()
+        except httpx.HTTPError as error:
+            status = repr(error)
+        text = await asyncio.to_thread(log.read_text, errors="replace")
+        tail = text.splitlines()[-30:]
+        raise AssertionError(
+            f"{exc}; not committed: {await behind(s)}; status: {status}; log tail:\n"
+            + "\n".join(tail)
+        ) from None
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:

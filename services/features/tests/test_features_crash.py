@@ -56,7 +56,7 @@ async def test_kill_9_then_restart(stack: StackSettings, unique: str, tmp_path: 
 
             for chunk in chunks[:2]:
                 await kit.produce(producer, chunk)
-                await kit.wait_until(lambda: kit.caught_up(s), timeout_s=60)
+                await kit.wait_caught_up(s, 60, http=http, log=log)
             # the third chunk is in flight when the worker dies
             await kit.produce(producer, chunks[2])
             await kit.wait_until(consumed_some, timeout_s=30)
@@ -69,12 +69,13 @@ async def test_kill_9_then_restart(stack: StackSettings, unique: str, tmp_path: 
                 await kit.produce(producer, chunk)
             # a liveness bound, not the property: the new worker restores every table from its
             # changelog first (no local state); on a loaded 2-core CI machine that took > 90 s
-            await kit.wait_until(lambda: kit.caught_up(s), timeout_s=180)
+            await kit.wait_caught_up(s, 180, http=http, log=log)
             problems = await kit.mismatches(store, want)
             assert problems == [], problems[:20]
             status = (await http.get("/status")).json()
             assert status["late_total"] == 0
             assert status["store"] == "rocksdb"
+            assert status["recovery"]["in_recovery"] is False
     finally:
         worker.kill()
         worker.wait(10)

@@ -170,6 +170,7 @@ def worker_wiring(stop: asyncio.Event, failed: list[BaseException]) -> Wire:
                     app_id=settings.app_id,
                     running=worker.running(),
                     partitions=list(worker.assignment()),
+                    recovery=worker.recovery(),
                     redis={
                         "pending": sink.pending,
                         "written": sink.written,

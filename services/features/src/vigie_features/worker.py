@@ -44,6 +44,7 @@ from vigie_runtime.loop import BAD_INPUT
 from vigie_runtime.tracing import extract, inject
 
 from .adapters.changelog_flush import drain_before_commit
+from .adapters.commit_offsets import guard_commits, keep_fetched_events
 from .adapters.sink import FeatureSink
 from .handlers import (
     HeldLabels,
@@ -162,6 +163,8 @@ class FeaturesWorker:
         # CPU, bounds the worker. aiokafka batches what the buffer hands it.
         app.producer.buffer.max_messages = settings.changelog_buffer
         drain_before_commit(app.producer.buffer)
+        guard_commits(app.consumer)
+        keep_fetched_events(app.flow_control, app.tables)
 
         def topic(*names: str) -> Any:
             return app.topic(*names, key_serializer="raw", value_serializer="raw")
@@ -449,6 +452,21 @@ class FeaturesWorker:
         """Why the worker must stop: faust crashed, or one of its agents died."""
         reason: BaseException | None = self.app.crash_reason if self.app.crashed else None
         return reason or self.agent_failure
+
+    def recovery(self) -> dict[str, Any]:
+        """Where faust's table recovery stands: changelog records still to read, by partition
+        (a restarted worker processes nothing before its active tables are restored)."""
+        try:
+            recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # TableManager's
+        except Exception:  # noqa: BLE001 - before the tables exist
+            return {"in_recovery": None}
+        return {
+            "in_recovery": bool(recovery.in_recovery),
+            "active_remaining": {
+                f"{tp.topic}:{tp.partition}": stats.remaining
+                for tp, stats in sorted(recovery.active_stats().items())
+            },
+        }
 
     def assignment(self) -> Sequence[str]:
         try:
