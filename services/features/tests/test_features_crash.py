@@ -1,6 +1,7 @@
 """kill -9 of the worker in the middle of the stream: the restarted worker recovers its states
-from the changelog topics (its RocksDB folder is gone too, as on a rescheduled pod) and Redis
-still ends equal to compute_offline()."""
+from the changelog topics (from nothing, its RocksDB folder gone as on a rescheduled pod; or from
+its RocksDB folder and the changelogs' tails, as on a pod restarted in place) and Redis still
+ends equal to compute_offline()."""
 
 from __future__ import annotations
 
@@ -28,7 +29,14 @@ def _free_port() -> int:
         return port
 
 
-async def test_kill_9_then_restart(stack: StackSettings, unique: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("killed_in", "local_state"),
+    [(2, "wiped"), (1, "kept")],
+    ids=["rescheduled-pod", "restarted-in-place"],
+)
+async def test_kill_9_then_restart(
+    stack: StackSettings, unique: str, tmp_path: Path, killed_in: int, local_state: str
+) -> None:
     port = _free_port()
     # the restarted worker is the same member (a pod restarted in place, as the chart sets it)
     s = kit.settings(
@@ -47,25 +55,31 @@ async def test_kill_9_then_restart(stack: StackSettings, unique: str, tmp_path: 
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
         ):
 
-            async def consumed_some() -> bool:
+            async def applied() -> int:
                 try:
                     body = (await http.get("/status")).json()
                 except httpx.HTTPError:
-                    return False
-                return bool(sum(body["applied"].values()) > 200)
+                    return 0
+                return int(sum(body["applied"].values()))
 
-            for chunk in chunks[:2]:
+            for chunk in chunks[:killed_in]:
                 await kit.produce(producer, chunk)
                 await kit.wait_caught_up(s, 60, http=http, log=log)
-            # the third chunk is in flight when the worker dies
-            await kit.produce(producer, chunks[2])
+            before = await applied()
+            # this chunk is in flight when the worker dies
+            await kit.produce(producer, chunks[killed_in])
+
+            async def consumed_some() -> bool:
+                return await applied() > before + 100
+
             await kit.wait_until(consumed_some, timeout_s=30)
             worker.send_signal(signal.SIGKILL)
             assert worker.wait(10) == -signal.SIGKILL
-            shutil.rmtree(s.data_dir, ignore_errors=True)  # a new pod: only Kafka remembers
+            if local_state == "wiped":  # a new pod: only Kafka remembers
+                shutil.rmtree(s.data_dir, ignore_errors=True)
             assert not await kit.caught_up(s)
             worker = kit.start_subprocess(s, log)
-            for chunk in chunks[3:]:
+            for chunk in chunks[killed_in + 1 :]:
                 await kit.produce(producer, chunk)
             # a liveness bound, not the property: the new worker restores every table from its
             # changelog first (no local state); on a loaded 2-core CI machine that took > 90 s

@@ -70,6 +70,23 @@ _log = get_logger(__name__)
 Headers = list[tuple[str, bytes]]
 
 
+class _Table(faust.Table[bytes, bytes]):
+    """faust's table, without one false alarm of its first writes.
+
+    faust checks that a table's changelog has as many partitions as the source topic, reading the
+    counts from the consumer group's metadata. That metadata gives 0 for a topic it does not list
+    (yet): a changelog faust has just created on a fresh broker, or after a rebalance, until the
+    next refresh. faust then raised ``PartitionsMismatch ... 0 partitions`` and the worker stopped
+    (every first start of ``./vigie up``, and when a second worker joined). 0 is never the count
+    of a topic that exists: the check waits for a known count (a real mismatch still raises).
+    """
+
+    def _verify_source_topic_partitions(self, source_topic: str) -> None:
+        if self.app.consumer.topic_partitions(self.changelog_topic_name) == 0:
+            return
+        super()._verify_source_topic_partitions(source_topic)
+
+
 def store_url(settings: FeaturesSettings) -> tuple[str, str | None]:
     """faust's table store, and why it is not the one asked for (rocksdict missing)."""
     if settings.store == "memory":
@@ -155,6 +172,7 @@ class FeaturesWorker:
             broker_heartbeat_interval=max(settings.kafka.session_timeout_ms / 10_000, 0.5),
             consumer_auto_offset_reset="earliest",
             consumer_group_instance_id=settings.group_instance_id,
+            Table=_Table,
             autodiscover=False,
         )
         app = self.app
