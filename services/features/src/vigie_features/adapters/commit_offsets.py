@@ -89,9 +89,7 @@ def commit_run(acked: Sequence[int], committed: int | None, in_flight: int | Non
     if not acked:
         return []
     start = acked[0] if committed is None else committed
-    if acked[0] != start:
-        return []  # the event at the committed offset is not handled yet
-    run: list[int] = []
+    run: list[int] = []  # empty when the event at the committed offset is not handled yet
     for offset in acked:
         if offset != start + len(run) or (in_flight is not None and offset >= in_flight):
             break
