@@ -82,7 +82,12 @@ class _Table(faust.Table[bytes, bytes]):
     """
 
     def _verify_source_topic_partitions(self, source_topic: str) -> None:
-        if self.app.consumer.topic_partitions(self.changelog_topic_name) == 0:
+        # called on every table write: once faust has verified a source topic, it only looks it
+        # up in its set, and so do we (no metadata lookup on the hot path)
+        if (
+            source_topic not in self._verified_source_topics_for_partitions
+            and self.app.consumer.topic_partitions(self.changelog_topic_name) == 0
+        ):
             return
         super()._verify_source_topic_partitions(source_topic)
 
