@@ -29,6 +29,7 @@ def test_a_verified_source_topic_costs_no_metadata_lookup() -> None:
     """The check runs on every table write: once verified, only faust's set is read."""
     app = faust.App("vigie-tables-test-2", broker="kafka://127.0.0.1:1", Table=_Table)
     table = app.Table("cards", partitions=4, key_type=bytes, value_type=bytes)
+    assert isinstance(table, _Table)
     counts = {"payments.transactions": 4, table.changelog_topic_name: 4}
     app.consumer = SimpleNamespace(topic_partitions=counts.get)  # type: ignore[assignment]
     table._verify_source_topic_partitions("payments.transactions")
