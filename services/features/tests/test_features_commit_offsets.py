@@ -84,9 +84,6 @@ class _Consumer:
         self.seeks: list[tuple[TP, int]] = []
         self.during_fetch: Any = None
 
-    def _new_offset(self, tp: TP) -> int | None:
-        raise AssertionError("replaced by the guard")
-
     def _filter_committable_offsets(self, tps: Any) -> dict[TP, int]:
         raise AssertionError("replaced by the guard")
 

@@ -44,7 +44,6 @@ _CONSUMER_ATTRIBUTES = (
     "_committed_offset",
     "_read_offset",
     "_unacked_messages",
-    "_new_offset",
     "_filter_committable_offsets",
     "_should_commit",
     "perform_seek",
@@ -180,12 +179,9 @@ def _next_commit(consumer: Any, tp: Any, in_flight: int | None) -> int | None:
             acked.extend(filled)
             gaps.chop(0, max(max(filled) + 1, highest + 1))
     committed = consumer._committed_offset[tp]
-    if committed is not None:
-        # a copy of an event read again (after a seek) acked before a commit covered the first
-        stale = {o for o in acked if o < committed}
-        consumer._acked_index[tp].difference_update(stale)
-    else:
-        stale = set()
+    # a copy of an event read again (after a seek) acked before a commit covered the first
+    stale = {o for o in acked if committed is not None and o < committed}
+    consumer._acked_index[tp].difference_update(stale)
     acked[:] = sorted(set(acked) - stale)
     run = commit_run(acked, committed, in_flight)
     if not run:
