@@ -82,7 +82,8 @@ async def test_kill_9_then_restart(
             for chunk in chunks[killed_in + 1 :]:
                 await kit.produce(producer, chunk)
             # a liveness bound, not the property: the new worker restores every table from its
-            # changelog first (no local state); on a loaded 2-core CI machine that took > 90 s
+            # changelog first (all of it when its state was wiped); on a loaded 2-core CI
+            # machine that took > 90 s
             await kit.wait_caught_up(s, 180, http=http, log=log)
             problems = await kit.mismatches(store, want)
             assert problems == [], problems[:20]
